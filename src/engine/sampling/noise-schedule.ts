@@ -1,0 +1,110 @@
+/**
+ * Training noise schedules shared by every discrete-time sampler: betas, alphas_cumprod and the training sigmas,
+ * computed in float32 the way diffusers builds its torch tensors (torch.linspace / torch.cumprod on float32), and the
+ * standard timestep spacings used by DDIM, DDPM, PNDM, LCM and the Euler family.
+ */
+import type { SchedulerConfig } from './scheduler.js';
+
+const f32 = Math.fround;
+
+/** torch.linspace(start, end, steps, dtype=float32): the CPU kernel fills from both ends with a float32 step. */
+export function torchLinspaceF32(start: number, end: number, steps: number): Float32Array {
+  const out = new Float32Array(steps);
+  if (steps === 1) {
+    out[0] = start;
+    return out;
+  }
+  const s = f32(start);
+  const e = f32(end);
+  const step = f32((e - s) / (steps - 1));
+  const halfway = Math.floor(steps / 2);
+  for (let i = 0; i < steps; i++) {
+    out[i] = i < halfway ? f32(s + f32(step * i)) : f32(e - f32(step * (steps - i - 1)));
+  }
+  return out;
+}
+
+/** diffusers' betas_for_alpha_bar with the cosine alpha_bar (squaredcos_cap_v2), max beta 0.999. */
+function cosineBetas(n: number): Float32Array {
+  const alphaBar = (t: number): number => Math.cos(((t + 0.008) / 1.008) * Math.PI / 2) ** 2;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = Math.min(1 - alphaBar((i + 1) / n) / alphaBar(i / n), 0.999);
+  return out;
+}
+
+export function betas(config: SchedulerConfig): Float32Array {
+  const n = config.num_train_timesteps;
+  if (config.trained_betas) return Float32Array.from(config.trained_betas);
+  switch (config.beta_schedule) {
+    case 'linear':
+      return torchLinspaceF32(config.beta_start, config.beta_end, n);
+    case 'scaled_linear': {
+      const b = torchLinspaceF32(Math.sqrt(config.beta_start), Math.sqrt(config.beta_end), n);
+      for (let i = 0; i < n; i++) b[i] = f32(b[i]! * b[i]!);
+      return b;
+    }
+    case 'squaredcos_cap_v2':
+      return cosineBetas(n);
+    default:
+      throw new Error(`unsupported beta_schedule ${String(config.beta_schedule)}`);
+  }
+}
+
+/** torch.cumprod(1 - betas) in float32. */
+export function alphasCumprod(config: SchedulerConfig): Float32Array {
+  const b = betas(config);
+  const out = new Float32Array(b.length);
+  let acc = 1;
+  for (let i = 0; i < b.length; i++) {
+    acc = f32(acc * f32(1 - b[i]!));
+    out[i] = acc;
+  }
+  return out;
+}
+
+/** sigmas_train = ((1 - acp) / acp) ** 0.5, float32, ascending with the training timestep. */
+export function trainingSigmas(acp: Float32Array): Float32Array {
+  const out = new Float32Array(acp.length);
+  for (let i = 0; i < acp.length; i++) out[i] = f32(Math.sqrt(f32(f32(1 - acp[i]!) / acp[i]!)));
+  return out;
+}
+
+/**
+ * The timesteps (descending, float64, unrounded where the spacing is fractional) for `n` inference steps, as
+ * DDIM / Euler / PNDM compute them: "linspace" = linspace(0, T-1, n); "leading" = arange(n) * (T // n) + offset;
+ * "trailing" = round(arange(T, 0, -T/n)) - 1. Callers round or cast as their diffusers class does.
+ */
+export function spacedTimesteps(config: SchedulerConfig, n: number): number[] {
+  const T = config.num_train_timesteps;
+  const out: number[] = [];
+  switch (config.timestep_spacing) {
+    case 'linspace': {
+      // numpy: arange(n) * step + start, with the last element set to stop exactly.
+      const step = n === 1 ? 0 : (T - 1) / (n - 1);
+      for (let i = 0; i < n; i++) out.push(i * step);
+      if (n > 1) out[n - 1] = T - 1;
+      break;
+    }
+    case 'leading': {
+      const ratio = Math.floor(T / n);
+      for (let i = 0; i < n; i++) out.push(Math.round(i * ratio) + config.steps_offset);
+      break;
+    }
+    case 'trailing': {
+      const ratio = T / n;
+      // numpy arange(T, 0, -ratio) has ceil(T / ratio) elements start + i * step.
+      const count = Math.ceil(T / ratio);
+      for (let i = count - 1; i >= 0; i--) out.push(roundHalfEven(T - i * ratio) - 1);
+      break;
+    }
+    default:
+      throw new Error(`unsupported timestep_spacing ${String(config.timestep_spacing)}`);
+  }
+  return out.reverse();
+}
+
+/** numpy's round: halves go to the even neighbour. */
+export function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}

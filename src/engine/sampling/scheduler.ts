@@ -1,0 +1,47 @@
+/**
+ * The scheduler contract every sampler implements. It mirrors diffusers' scheduler API on purpose, so a pipeline
+ * reads like its diffusers original and the per-step traces in the reference fixtures map one to one:
+ *
+ *   x = noise * initNoiseSigma
+ *   for (const t of s.timesteps) { xIn = s.scaleModelInput(x, t); out = model(xIn, t); x = s.step(out, t, x, noise) }
+ *
+ * Tensors are flat Float32Arrays of the whole batch (row-major NCHW). Scheduler arithmetic may run in float64 and
+ * round to float32 at the end of each step: the fixtures' tolerance (rtol 1e-4, atol 1e-5) covers it.
+ */
+
+/**
+ * Draws fresh standard-normal noise shaped like the batch latents. The pipeline builds it so that image i draws from
+ * its own generator (seed+i) with shape [1, C, h, w], as diffusers' randn_tensor does with a list of generators.
+ */
+export type NoiseSampler = () => Float32Array;
+
+export interface Scheduler {
+  /** One entry per model call, in the order the pipeline must make them (order-2 samplers repeat timesteps). */
+  readonly timesteps: readonly number[];
+  /** int64 timesteps are integers the model must receive exactly; float32 ones may be fractional. */
+  readonly timestepsDtype: 'int64' | 'float32';
+  /** The sigma schedule (with the trailing final sigma) for sigma-based samplers; undefined for VP-form ones. */
+  readonly sigmas?: readonly number[];
+  readonly initNoiseSigma: number;
+  /** 1, or 2 for samplers that call the model twice per step (Heun, KDPM2…). Used by img2img's timestep slicing. */
+  readonly order: number;
+  /** diffusers' set_begin_index: where img2img starts in `timesteps` (index into that array). */
+  setBeginIndex(index: number): void;
+  scaleModelInput(sample: Float32Array, t: number): Float32Array;
+  step(modelOutput: Float32Array, t: number, sample: Float32Array, noise: NoiseSampler): Float32Array;
+  /** diffusers' add_noise (flow schedulers: scale_noise) for img2img at timestep t. */
+  addNoise(original: Float32Array, noise: Float32Array, t: number): Float32Array;
+}
+
+/** The diffusers scheduler config keys the engine understands (a folder's scheduler_config.json plus overrides). */
+export interface SchedulerConfig {
+  num_train_timesteps: number;
+  beta_start: number;
+  beta_end: number;
+  beta_schedule: 'linear' | 'scaled_linear' | 'squaredcos_cap_v2';
+  trained_betas: number[] | null;
+  prediction_type: 'epsilon' | 'v_prediction' | 'sample';
+  timestep_spacing: 'leading' | 'trailing' | 'linspace';
+  steps_offset: number;
+  [key: string]: unknown;
+}

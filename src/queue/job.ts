@@ -1,0 +1,160 @@
+/**
+ * The job contract shared by every bot process and every engine worker.
+ *
+ * A `GenerationRequest` is what a chat command becomes and what the engine executes. Everything else (queue
+ * payloads, button follow-ups, PNG metadata) derives from it. Seeds are decimal strings end to end: they range over
+ * 0 … 2^64−1 and a JS number would silently lose bits above 2^53.
+ */
+import { z } from 'zod';
+
+export const MAX_SEED = (1n << 64n) - 1n;
+
+export const JOB_KINDS = ['txt2img', 'img2img', 'inpaint', 'depth2img', 'upscale', 'variation', 'controlnet'] as const;
+export type JobKind = (typeof JOB_KINDS)[number];
+
+/** Sampler names in the common (A1111 / ComfyUI) vocabulary; the engine maps each to its diffusers scheduler. */
+export const SAMPLERS = [
+  'euler', 'euler_a', 'heun', 'dpm2', 'dpm2_a', 'lms', 'dpmpp_2m', 'dpmpp_2m_sde', 'dpm_singlestep',
+  'ddim', 'ddpm', 'pndm', 'unipc', 'deis', 'lcm', 'flow_euler', 'flow_dpmpp_2m',
+] as const;
+export type SamplerName = (typeof SAMPLERS)[number];
+
+export const SCHEDULES = ['default', 'karras', 'exponential'] as const;
+export type ScheduleName = (typeof SCHEDULES)[number];
+
+export const seedSchema = z
+  .string()
+  .regex(/^\d{1,20}$/, 'seed must be a whole number')
+  .refine((s) => BigInt(s) <= MAX_SEED, 'seed must be at most 2^64-1');
+
+/**
+ * A reference to an image the engine needs (init image, mask, depth map, control image). Bots put attachment bytes
+ * in Redis (the result store) and pass a key; the CLI and in-process callers may pass a file path or raw bytes.
+ */
+export const imageRefSchema = z.union([
+  z.object({ kind: z.literal('file'), path: z.string().min(1) }),
+  z.object({ kind: z.literal('redis'), key: z.string().min(1) }),
+  z.object({ kind: z.literal('bytes'), base64: z.string().min(1) }),
+]);
+export type ImageRef = z.infer<typeof imageRefSchema>;
+
+const sizeSchema = z.object({ width: z.number().int().positive(), height: z.number().int().positive() });
+
+export const originSchema = z.object({
+  platform: z.enum(['discord', 'slack', 'web', 'cli']),
+  /** Discord guild / Slack team; absent for DMs and the CLI. */
+  guildId: z.string().optional(),
+  channelId: z.string().optional(),
+  userId: z.string(),
+  userName: z.string().optional(),
+  /** Thread or message the result should answer (Slack thread_ts, Discord message id). */
+  replyTo: z.string().optional(),
+  /** Platform-specific handle to edit the progress message (interaction token, Slack ts…). Opaque to the core. */
+  handle: z.record(z.string(), z.string()).optional(),
+});
+export type Origin = z.infer<typeof originSchema>;
+
+export const generationRequestSchema = z.object({
+  kind: z.enum(JOB_KINDS).default('txt2img'),
+  /** Model id as the workers know it (folder name unless the models file names it). */
+  model: z.string().min(1),
+  prompt: z.string().max(4000),
+  /** null = none given. Differs from "" for SDXL (force_zeros_for_empty_prompt). */
+  negativePrompt: z.string().max(4000).nullable().default(null),
+  sampler: z.enum(SAMPLERS).nullable().default(null),
+  schedule: z.enum(SCHEDULES).default('default'),
+  steps: z.number().int().min(1).max(150).nullable().default(null),
+  guidance: z.number().min(0).max(30).nullable().default(null),
+  guidanceRescale: z.number().min(0).max(1).default(0),
+  seed: seedSchema,
+  count: z.number().int().min(1).max(4).default(1),
+  /** null = the model's default size. Multiples of 8 (the engine checks what its UNet needs). */
+  width: z.number().int().min(8).max(4096).nullable().default(null),
+  height: z.number().int().min(8).max(4096).nullable().default(null),
+  /** SDXL micro-conditioning; null = diffusers' defaults (target size, (0,0), target size). */
+  originalSize: sizeSchema.nullable().default(null),
+  cropTopLeft: z.object({ top: z.number().int().min(0), left: z.number().int().min(0) }).nullable().default(null),
+  targetSize: sizeSchema.nullable().default(null),
+  /** img2img / inpaint / depth2img denoising strength. */
+  strength: z.number().min(0).max(1).default(0.75),
+  initImage: imageRefSchema.nullable().default(null),
+  maskImage: imageRefSchema.nullable().default(null),
+  depthImage: imageRefSchema.nullable().default(null),
+  controlImage: imageRefSchema.nullable().default(null),
+  controlScale: z.number().min(0).max(2).default(1),
+  controlStart: z.number().min(0).max(1).default(0),
+  controlEnd: z.number().min(0).max(1).default(1),
+  /** x4 upscaler noise level. */
+  noiseLevel: z.number().int().min(0).max(350).default(20),
+  refiner: z
+    .object({ model: z.string().min(1), switchAt: z.number().min(0).max(1).default(0.8) })
+    .nullable()
+    .default(null),
+  /** Ask the engine for cheap latent previews in progress events. */
+  previews: z.boolean().default(false),
+  origin: originSchema.default({ platform: 'cli', userId: 'cli' }),
+});
+
+export type GenerationRequest = z.infer<typeof generationRequestSchema>;
+/** What callers write: every field with a default may be left out. */
+export type GenerationRequestInput = z.input<typeof generationRequestSchema>;
+
+export function parseRequest(input: unknown): GenerationRequest {
+  return generationRequestSchema.parse(input);
+}
+
+/** The seed of image i of a batch: seed+i, wrapping like a 64-bit counter (the generator uses the low 32 bits). */
+export function seedForImage(seed: string, i: number): bigint {
+  return (BigInt(seed) + BigInt(i)) & MAX_SEED;
+}
+
+/** Progress the engine reports between denoising steps. */
+export interface ProgressEvent {
+  step: number;
+  total: number;
+  /** Small PNG of the linear latent→RGB approximation, when the request asked for previews. */
+  preview?: Uint8Array;
+}
+
+export interface GeneratedImage {
+  seed: string;
+  /** PNG bytes carrying the A1111 `parameters` text chunk. */
+  png: Uint8Array;
+  width: number;
+  height: number;
+}
+
+export interface JobTimings {
+  loadMs: number;
+  textMs: number;
+  denoiseMs: number;
+  unetMs: number;
+  decodeMs: number;
+  totalMs: number;
+}
+
+export interface GenerationResult {
+  images: GeneratedImage[];
+  timings: JobTimings;
+  /** Facts worth showing the user: the SDXL bucket chosen, the prompt truncated at 77 tokens, … */
+  notes: string[];
+}
+
+/** Hooks the engine calls during a job. `signal` aborts between steps. */
+export interface JobHooks {
+  onProgress?: (e: ProgressEvent) => void;
+  signal?: AbortSignal;
+}
+
+/**
+ * An error caused by the request itself (bad image, size not a multiple of 8, unknown sampler…). The queue never
+ * retries these, and bots show `message` to the user as is.
+ */
+export class BadRequestError extends Error {
+  override readonly name = 'BadRequestError';
+}
+
+/** The job was cancelled between steps. */
+export class CancelledError extends Error {
+  override readonly name = 'CancelledError';
+}
