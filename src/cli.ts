@@ -1,0 +1,11 @@
+/**
+ * `sdbot` command line: start | bot | engine | generate | tokenize | models | commands.
+ * Each subcommand lives in src/cli/<name>.ts and registers itself on the program here.
+ */
+import { Command } from 'commander';
+
+const program = new Command('sdbot').description('Self-hosted Stable Diffusion bot for Discord and Slack');
+
+// Subcommand registrations (one line each):
+
+await program.parseAsync(process.argv);
