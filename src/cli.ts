@@ -3,9 +3,11 @@
  * Each subcommand lives in src/cli/<name>.ts and registers itself on the program here.
  */
 import { Command } from 'commander';
+import { registerGenerate } from './cli/generate.js';
 
 const program = new Command('sdbot').description('Self-hosted Stable Diffusion bot for Discord and Slack');
 
 // Subcommand registrations (one line each):
+registerGenerate(program);
 
 await program.parseAsync(process.argv);

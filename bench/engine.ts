@@ -1,0 +1,73 @@
+/**
+ * Engine benchmarks (`npm run bench:engine`):
+ *  1. Per-step overhead outside the ONNX session runs, for every sampler, at SD1.5 512×512 shapes (2 images,
+ *     latents 2×4×64×64, classifier-free guidance → model batch 4): scheduler math, guidance, tensor copies and noise
+ *     draws, through the same `denoise` loop the pipelines use, with the model replaced by a precomputed output.
+ *  2. Whole-job time on each tiny fixture model through the engine (load excluded).
+ * Target for 1: ≤ 0.3 ms per step on the 2-core reference machine.
+ */
+import { join } from 'node:path';
+import { createEngine } from '../src/engine/create-engine.js';
+import { denoise, noiseSampler, randnPerImage } from '../src/engine/pipelines/steps.js';
+import { createScheduler, SAMPLER_TABLE } from '../src/engine/sampling/index.js';
+import { TorchGenerator } from '../src/engine/sampling/torch-rng.js';
+import { parseRequest, type SamplerName } from '../src/queue/job.js';
+
+const SD15_SCHEDULER = {
+  _class_name: 'PNDMScheduler', beta_end: 0.012, beta_schedule: 'scaled_linear', beta_start: 0.00085, clip_sample: false,
+  num_train_timesteps: 1000, set_alpha_to_one: false, skip_prk_steps: true, steps_offset: 1, trained_betas: null,
+};
+const STEPS = 30;
+const SHAPE = [4, 64, 64];
+
+async function stepOverhead(sampler: SamplerName): Promise<number> {
+  const modelOut = new Float32Array(4 * 4 * 64 * 64).map((_, i) => Math.sin(i) * 0.5);
+  const run = async (): Promise<number> => {
+    const scheduler = createScheduler({ sampler, schedule: 'default', folderConfig: SD15_SCHEDULER, steps: STEPS });
+    const gens = [new TorchGenerator(1n), new TorchGenerator(2n)];
+    const latents = randnPerImage(gens, SHAPE);
+    const t0 = performance.now();
+    await denoise({
+      scheduler, timesteps: scheduler.timesteps, latents, guidance: 7.5, guidanceRescale: 0, noise: noiseSampler(gens, SHAPE),
+      model: async () => modelOut,
+    });
+    return (performance.now() - t0) / scheduler.timesteps.length;
+  };
+  await run(); // warm-up: JIT and first-touch allocations
+  const samples = [await run(), await run(), await run()];
+  return Math.min(...samples);
+}
+
+async function main(): Promise<void> {
+  console.log(`Per-step overhead outside ONNX, SD1.5 512x512 (latents 2x4x64x64, CFG batch 4), ${STEPS} steps:`);
+  const sd = SAMPLER_TABLE.filter((s) => !s.name.startsWith('flow_'));
+  for (const s of sd) {
+    try {
+      const ms = await stepOverhead(s.name);
+      console.log(`  ${s.name.padEnd(16)} ${ms.toFixed(3)} ms/step ${ms <= 0.3 ? '' : '(over the 0.3 ms target)'}`);
+    } catch (e) {
+      console.log(`  ${s.name.padEnd(16)} n/a (${(e as Error).message})`);
+    }
+  }
+
+  console.log('\nWhole job on the tiny fixture models (2 images, 64x64, 10 steps, model loaded):');
+  const fixtures = join(import.meta.dirname, '..', 'test', 'fixtures', 'models');
+  const engine = await createEngine();
+  for (const id of ['tiny-sd15', 'tiny-sd2-v', 'tiny-sd15-inpaint']) {
+    await engine.loadModel({ id, dir: join(fixtures, id) });
+    const request = parseRequest({
+      model: id, prompt: 'a lighthouse at dusk', seed: '42', steps: 10, count: 2, width: 64, height: 64,
+      ...(id.includes('inpaint')
+        ? { kind: 'inpaint', strength: 1, initImage: { kind: 'file', path: join(fixtures, 'init_64.png') }, maskImage: { kind: 'file', path: join(fixtures, 'mask_64.png') } }
+        : {}),
+    });
+    await engine.runJob(request);
+    const times = [];
+    for (let i = 0; i < 5; i++) times.push((await engine.runJob(request)).timings);
+    const best = times.reduce((a, b) => (a.totalMs < b.totalMs ? a : b));
+    console.log(`  ${id.padEnd(18)} total ${best.totalMs.toFixed(1)} ms (text ${best.textMs.toFixed(1)}, denoise ${best.denoiseMs.toFixed(1)} of which UNet ${best.unetMs.toFixed(1)}, decode ${best.decodeMs.toFixed(1)})`);
+  }
+  await engine.close();
+}
+
+await main();

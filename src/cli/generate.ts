@@ -1,0 +1,126 @@
+/**
+ * `sdbot generate`: run one job from the terminal, in-process on a model folder (or through a deployment's queue
+ * with --queue), write one PNG per image and print a one-line JSON summary with the timings.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { createEngine } from '../engine/create-engine.js';
+import { generationRequestSchema, SAMPLERS, SCHEDULES, type GenerationRequest, type GenerationRequestInput } from '../queue/job.js';
+
+function int(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new InvalidArgumentError('expected a whole number');
+  return n;
+}
+
+function float(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new InvalidArgumentError('expected a number');
+  return n;
+}
+
+export interface GenerateOptions {
+  model: string;
+  prompt: string;
+  negative?: string;
+  seed?: string;
+  steps?: number;
+  cfg?: number;
+  sampler?: string;
+  schedule?: string;
+  width?: number;
+  height?: number;
+  count?: number;
+  initImage?: string;
+  strength?: number;
+  mask?: string;
+  out: string;
+  previews?: boolean;
+}
+
+/** Builds the request `sdbot generate` submits; the model id is the folder's name. */
+export function requestFromOptions(o: GenerateOptions): GenerationRequest {
+  const input: GenerationRequestInput = {
+    kind: o.mask ? 'inpaint' : o.initImage ? 'img2img' : 'txt2img',
+    model: basename(resolve(o.model)),
+    prompt: o.prompt,
+    negativePrompt: o.negative ?? null,
+    seed: o.seed ?? BigInt.asUintN(64, randomBytes(8).readBigUInt64BE()).toString(),
+    sampler: (o.sampler as GenerationRequest['sampler']) ?? null,
+    schedule: (o.schedule as GenerationRequest['schedule']) ?? 'default',
+    steps: o.steps ?? null,
+    guidance: o.cfg ?? null,
+    count: o.count ?? 1,
+    width: o.width ?? null,
+    height: o.height ?? null,
+    ...(o.strength !== undefined ? { strength: o.strength } : o.mask ? { strength: 1 } : {}),
+    initImage: o.initImage ? { kind: 'file', path: resolve(o.initImage) } : null,
+    maskImage: o.mask ? { kind: 'file', path: resolve(o.mask) } : null,
+  };
+  const parsed = generationRequestSchema.safeParse(input);
+  if (!parsed.success) throw new InvalidArgumentError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+  return parsed.data;
+}
+
+export async function runGenerate(o: GenerateOptions): Promise<Record<string, unknown>> {
+  const request = requestFromOptions(o);
+  const engine = await createEngine();
+  try {
+    const t0 = performance.now();
+    await engine.loadModel({ id: request.model, dir: resolve(o.model) });
+    const loadMs = performance.now() - t0;
+    const result = await engine.runJob(request);
+    mkdirSync(o.out, { recursive: true });
+    const files = result.images.map((img) => {
+      const file = join(o.out, `${img.seed}.png`);
+      writeFileSync(file, img.png);
+      return file;
+    });
+    return {
+      model: request.model,
+      seeds: result.images.map((i) => i.seed),
+      files,
+      width: result.images[0]?.width,
+      height: result.images[0]?.height,
+      notes: result.notes,
+      timings: roundTimings({ ...result.timings, loadMs }),
+    };
+  } finally {
+    await engine.close();
+  }
+}
+
+function roundTimings(t: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(t).map(([k, v]) => [k, Math.round(v * 10) / 10]));
+}
+
+export function registerGenerate(program: Command): void {
+  program
+    .command('generate')
+    .description('generate images from a model folder and write <seed+i>.png files')
+    .requiredOption('--model <dir>', 'model folder (diffusers/Optimum ONNX layout)')
+    .requiredOption('--prompt <text>', 'prompt')
+    .option('--negative <text>', 'negative prompt ("" is an explicit empty one)')
+    .option('--seed <n>', 'seed, 0 … 2^64-1 (random when omitted)')
+    .option('--steps <n>', 'denoising steps', int)
+    .option('--cfg <x>', 'classifier-free guidance scale', float)
+    .addOption(new Option('--sampler <name>', 'sampler').choices(SAMPLERS))
+    .addOption(new Option('--schedule <name>', 'sigma schedule').choices(SCHEDULES))
+    .option('--width <w>', 'width in pixels', int)
+    .option('--height <h>', 'height in pixels', int)
+    .option('--count <n>', 'images (1-4), seeds seed … seed+n-1', int)
+    .option('--init-image <file>', 'start from this image (img2img)')
+    .option('--strength <x>', 'img2img / inpaint denoising strength', float)
+    .option('--mask <file>', 'inpaint mask (white = repaint); needs --init-image')
+    .requiredOption('--out <dir>', 'output folder')
+    .action(async (o: GenerateOptions) => {
+      try {
+        console.log(JSON.stringify(await runGenerate(o)));
+      } catch (e) {
+        console.error(`sdbot generate: ${(e as Error).message}`);
+        process.exitCode = 1;
+      }
+    });
+}

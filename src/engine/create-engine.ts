@@ -1,0 +1,119 @@
+/**
+ * The engine: a registry of loaded model folders and `runJob`, which resolves a GenerationRequest against the model
+ * (defaults, sizes, input images), runs the family's pipeline recipe and turns the decoded tensors into PNGs that
+ * carry their generation parameters.
+ */
+import type { Engine, EngineOptions, ModelEntry } from './engine.js';
+import { loadModel, type LoadedModel } from './loaded-model.js';
+import { resolveJob } from './resolve-job.js';
+import { runStableDiffusion } from './pipelines/stable-diffusion.js';
+import type { PipelineOutput, PipelineParams } from './pipelines/types.js';
+import type { Tensor } from './tensor.js';
+import { encodePng, infotext, latentPreview, tensorToImages } from './image/index.js';
+import {
+  BadRequestError, type GeneratedImage, type GenerationRequest, type GenerationResult, type JobHooks,
+} from '../queue/job.js';
+import { SAMPLER_TABLE } from './sampling/index.js';
+
+/** Extra observation points for tests and benchmarks; the queue worker uses plain JobHooks. */
+export interface EngineJobHooks extends JobHooks {
+  onOutput?: (out: PipelineOutput) => void;
+}
+
+/** Minimum time between two preview images: a preview costs a PNG encode, and chat platforms rate-limit edits. */
+const PREVIEW_INTERVAL_MS = 1000;
+
+export async function createEngine(options: EngineOptions = {}): Promise<Engine & {
+  runJob(request: GenerationRequest, hooks?: EngineJobHooks): Promise<GenerationResult>;
+  getModel(id: string): LoadedModel | undefined;
+}> {
+  const models = new Map<string, LoadedModel>();
+  const providers = options.providers ?? ['cpu'];
+  const loadTimes = new Map<string, number>();
+
+  async function runJob(request: GenerationRequest, hooks: EngineJobHooks = {}): Promise<GenerationResult> {
+    const started = performance.now();
+    const model = models.get(request.model);
+    if (!model) throw new BadRequestError(`Model "${request.model}" is not loaded here. Loaded: ${[...models.keys()].join(', ') || 'none'}.`);
+    const job = await resolveJob(model, request, options.fetchInput);
+    let lastPreview = 0;
+    const params: PipelineParams = {
+      ...job.params,
+      signal: hooks.signal,
+      onStep: (step: number, total: number, latents: Tensor) => {
+        if (!hooks.onProgress) return;
+        const now = performance.now();
+        if (request.previews && (now - lastPreview >= PREVIEW_INTERVAL_MS || step === total)) {
+          lastPreview = now;
+          hooks.onProgress({ step, total, preview: latentPreview(latents, model.info.family) });
+        } else {
+          hooks.onProgress({ step, total });
+        }
+      },
+    };
+    const out = await runPipeline(model, params);
+    hooks.onOutput?.(out);
+    const [, , height, width] = out.images.dims as [number, number, number, number];
+    const pixels = tensorToImages(out.images);
+    const images: GeneratedImage[] = [];
+    for (let i = 0; i < pixels.length; i++) {
+      const seed = params.seeds[i]!.toString();
+      const text = infotext({
+        prompt: params.prompt,
+        negativePrompt: params.negativePrompt,
+        steps: params.steps,
+        sampler: samplerLabel(params.sampler, model),
+        schedule: params.schedule,
+        cfg: params.guidance,
+        seed,
+        width,
+        height,
+        model: request.model,
+        denoisingStrength: params.init ? params.strength : undefined,
+      });
+      images.push({ seed, width, height, png: await encodePng(pixels[i]!, width, height, text) });
+    }
+    const totalMs = performance.now() - started;
+    return {
+      images,
+      notes: [...job.notes, ...out.notes],
+      timings: { loadMs: loadTimes.get(request.model) ?? 0, ...out.timings, totalMs },
+    };
+  }
+
+  return {
+    device: providers[0] === 'cpu' ? 'cpu' : `${providers[0]}:0`,
+    runJob,
+    getModel: (id) => models.get(id),
+    async loadModel(entry: ModelEntry) {
+      if (models.has(entry.id)) return;
+      const t0 = performance.now();
+      models.set(entry.id, await loadModel(entry.dir, providers));
+      loadTimes.set(entry.id, performance.now() - t0);
+    },
+    async unloadModel(id: string) {
+      const m = models.get(id);
+      models.delete(id);
+      await m?.release();
+    },
+    loadedModels: () => [...models.keys()],
+    async close() {
+      await Promise.all([...models.values()].map((m) => m.release()));
+      models.clear();
+    },
+  };
+}
+
+async function runPipeline(model: LoadedModel, params: PipelineParams): Promise<PipelineOutput> {
+  switch (model.info.family) {
+    case 'sd':
+      return runStableDiffusion(model, params);
+    default:
+      throw new BadRequestError(`Model family "${model.info.family}" (${model.info.pipelineClass}) is not supported by this engine version yet.`);
+  }
+}
+
+function samplerLabel(sampler: string | null, model: LoadedModel): string {
+  const spec = sampler ? SAMPLER_TABLE.find((s) => s.name === sampler) : SAMPLER_TABLE.find((s) => s.diffusersClass === model.info.schedulerConfig['_class_name'] && Object.keys(s.overrides).length === 0);
+  return spec?.label ?? sampler ?? String(model.info.schedulerConfig['_class_name'] ?? 'default');
+}

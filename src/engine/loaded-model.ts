@@ -1,0 +1,76 @@
+/**
+ * A model folder with its ONNX sessions and tokenizers loaded: what the pipelines run on. Loading checks the graphs'
+ * I/O against what the family's pipeline will feed, so a broken folder fails at load time with the file and tensor
+ * named, not halfway through a user's job.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { ModelGraph, ModelFolderError, type Provider } from './onnx/session.js';
+import { readModelInfo, type ModelInfo } from './model-folder.js';
+import { ClipTokenizer } from './text/clip-tokenizer.js';
+
+export interface LoadedModel {
+  info: ModelInfo;
+  unet: ModelGraph;
+  vaeDecoder: ModelGraph;
+  vaeEncoder: ModelGraph | null;
+  textEncoder: ModelGraph | null;
+  textEncoder2: ModelGraph | null;
+  tokenizer: ClipTokenizer | null;
+  tokenizer2: ClipTokenizer | null;
+  release(): Promise<void>;
+}
+
+async function optionalGraph(dir: string, component: string, providers: readonly Provider[]): Promise<ModelGraph | null> {
+  const path = join(dir, component, 'model.onnx');
+  return existsSync(path) ? ModelGraph.load(path, providers) : null;
+}
+
+function expectInputs(graph: ModelGraph, names: readonly string[]): void {
+  for (const n of names) graph.input(n);
+}
+
+function expectOneOfOutputs(graph: ModelGraph, names: readonly string[]): void {
+  if (!names.some((n) => graph.outputs.has(n))) {
+    throw new ModelFolderError(`${graph.path}: expected an output named ${names.map((n) => `"${n}"`).join(' or ')}, found ${[...graph.outputs.keys()].join(', ')}`);
+  }
+}
+
+export async function loadModel(dir: string, providers: readonly Provider[] = ['cpu']): Promise<LoadedModel> {
+  const info = readModelInfo(dir);
+  const denoiser = info.family === 'sd3' ? 'transformer' : 'unet';
+  const [unet, vaeDecoder, vaeEncoder, textEncoder, textEncoder2] = await Promise.all([
+    ModelGraph.load(join(info.dir, denoiser, 'model.onnx'), providers),
+    ModelGraph.load(join(info.dir, 'vae_decoder', 'model.onnx'), providers),
+    optionalGraph(info.dir, 'vae_encoder', providers),
+    optionalGraph(info.dir, 'text_encoder', providers),
+    optionalGraph(info.dir, 'text_encoder_2', providers),
+  ]);
+  const tokenizer = info.components.has('tokenizer') ? await ClipTokenizer.fromFolder(join(info.dir, 'tokenizer')) : null;
+  const tokenizer2 = info.components.has('tokenizer_2') ? await ClipTokenizer.fromFolder(join(info.dir, 'tokenizer_2')) : null;
+
+  if (denoiser === 'unet') {
+    expectInputs(unet, ['sample', 'timestep', 'encoder_hidden_states']);
+    expectOneOfOutputs(unet, ['out_sample']);
+    const c = unet.input('sample').shape[1];
+    if (typeof c === 'number' && c !== info.unetInChannels) {
+      throw new ModelFolderError(`${unet.path}: input "sample" has ${c} channels but unet/config.json says in_channels ${info.unetInChannels}`);
+    }
+  }
+  expectInputs(vaeDecoder, ['latent_sample']);
+  expectOneOfOutputs(vaeDecoder, ['sample']);
+  if (vaeEncoder) {
+    expectInputs(vaeEncoder, ['sample']);
+    expectOneOfOutputs(vaeEncoder, ['latent_parameters', 'latent_sample']);
+  }
+  if (textEncoder) expectInputs(textEncoder, ['input_ids']);
+  if (!textEncoder || !tokenizer) throw new ModelFolderError(`${info.dir}: missing text_encoder/ or tokenizer/`);
+
+  const graphs = [unet, vaeDecoder, vaeEncoder, textEncoder, textEncoder2].filter((g): g is ModelGraph => g !== null);
+  return {
+    info, unet, vaeDecoder, vaeEncoder, textEncoder, textEncoder2, tokenizer, tokenizer2,
+    release: async () => {
+      await Promise.all(graphs.map((g) => g.release()));
+    },
+  };
+}

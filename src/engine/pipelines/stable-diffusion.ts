@@ -1,0 +1,152 @@
+/**
+ * Stable Diffusion 1.x / 2.x: txt2img, img2img and inpaint (9-channel inpaint UNets, and the legacy "blend the known
+ * region back every step" mode for ordinary UNets), as diffusers' StableDiffusionPipeline,
+ * StableDiffusionImg2ImgPipeline and StableDiffusionInpaintPipeline (0.30.3) compute them.
+ *
+ *   encode prompt → prepare latents (noise, or VAE latents + noise at the first timestep) → denoise → decode
+ */
+import type { LoadedModel } from '../loaded-model.js';
+import { createScheduler, img2imgTimesteps } from '../sampling/index.js';
+import { TorchGenerator } from '../sampling/torch-rng.js';
+import { catBatch, catChannels, repeatBatch, type Tensor } from '../tensor.js';
+import {
+  denoise, encodeClip, noiseSampler, randnPerImage, runDenoiser, vaeDecode, vaeEncodeSample,
+} from './steps.js';
+import type { PipelineParams, PipelineOutput } from './types.js';
+import { BadRequestError } from '../../queue/job.js';
+
+const f32 = Math.fround;
+
+export async function runStableDiffusion(model: LoadedModel, p: PipelineParams): Promise<PipelineOutput> {
+  const { info } = model;
+  const notes: string[] = [];
+  const n = p.seeds.length;
+  const latentShape = [info.latentChannels, p.height / info.vaeScaleFactor, p.width / info.vaeScaleFactor];
+  const timing = { textMs: 0, unetMs: 0, decodeMs: 0 };
+  const inpaintUnet = info.unetInChannels === info.latentChannels * 2 + 1;
+  if (inpaintUnet && !p.mask) throw new BadRequestError('This is an inpainting model: attach a mask (white = repaint) with the image.');
+  if ((p.init || p.mask) && !model.vaeEncoder) throw new BadRequestError('This model folder has no vae_encoder, so it cannot start from an image.');
+  if (p.mask && !p.init) throw new BadRequestError('A mask needs an image to paint into.');
+
+  // 1. Prompt: [uncond × n, cond × n]. SD1/SD2 encode "" when no negative prompt is given.
+  let t0 = performance.now();
+  const textEncoder = model.textEncoder!;
+  const cond = await encodeClip(model.tokenizer!, textEncoder, p.prompt, 'last');
+  if (cond.truncated) notes.push(`Prompt cut at ${model.tokenizer!.maxLength} tokens; dropped: "${cond.droppedText}"`);
+  const cfg = p.guidance > 1;
+  const embeds = cfg
+    ? catBatch([repeatBatch((await encodeClip(model.tokenizer!, textEncoder, p.negativePrompt ?? '', 'last')).hidden, n), repeatBatch(cond.hidden, n)])
+    : repeatBatch(cond.hidden, n);
+  timing.textMs = performance.now() - t0;
+
+  // 2. Schedule (img2img and inpaint slice it by strength).
+  const scheduler = createScheduler({ sampler: p.sampler, schedule: p.schedule, folderConfig: info.schedulerConfig, steps: p.steps });
+  const startsFromImage = p.init !== null;
+  const { timesteps } = startsFromImage ? img2imgTimesteps(scheduler, p.steps, p.strength) : { timesteps: [...scheduler.timesteps] };
+  if (timesteps.length === 0) throw new BadRequestError(`Strength ${p.strength} with ${p.steps} steps leaves no denoising step: raise one of them.`);
+
+  // 3. Latents. Draw order per generator i: VAE sample, then noise, then per-step noise (diffusers' order).
+  const generators = p.seeds.map((s) => new TorchGenerator(s));
+  const noise = noiseSampler(generators, latentShape);
+  let latents: Tensor;
+  let imageLatents: Tensor | null = null;
+  let maskLatent: Tensor | null = null;
+  let maskedImageLatents: Tensor | null = null;
+  let initialNoise: Tensor | null = null;
+  const strengthMax = p.strength >= 1;
+  if (!p.init) {
+    latents = scaleLatents(randnPerImage(generators, latentShape), scheduler.initNoiseSigma);
+  } else if (!p.mask) {
+    const encoded = [];
+    for (const g of generators) encoded.push(await vaeEncodeSample(model.vaeEncoder!, p.init, g, info.scalingFactor, info.shiftFactor));
+    imageLatents = catBatch(encoded);
+    initialNoise = randnPerImage(generators, latentShape);
+    latents = { data: scheduler.addNoise(imageLatents.data, initialNoise.data, timesteps[0]!), dims: imageLatents.dims };
+  } else {
+    // Inpaint: the init image (batch 1) is encoded with generator[0] only, as diffusers' _encode_vae_image does.
+    if (!inpaintUnet || !strengthMax) {
+      imageLatents = repeatBatch(await vaeEncodeSample(model.vaeEncoder!, p.init, generators[0]!, info.scalingFactor, info.shiftFactor), n);
+    }
+    initialNoise = randnPerImage(generators, latentShape);
+    latents = strengthMax
+      ? scaleLatents(initialNoise, scheduler.initNoiseSigma)
+      : { data: scheduler.addNoise(imageLatents!.data, initialNoise.data, timesteps[0]!), dims: initialNoise.dims };
+    const masked = maskImage(p.init, p.mask);
+    maskedImageLatents = repeatBatch(await vaeEncodeSample(model.vaeEncoder!, masked, generators[0]!, info.scalingFactor, info.shiftFactor), n);
+    maskLatent = repeatBatch(nearestDownsample(p.mask, latentShape[1]!, latentShape[2]!), n);
+  }
+
+  // 4. Denoise.
+  const unet = model.unet;
+  const cfgFactor = cfg ? 2 : 1;
+  const extraChannels = inpaintUnet && maskLatent && maskedImageLatents
+    ? { mask: repeatBatch(maskLatent, cfgFactor), masked: repeatBatch(maskedImageLatents, cfgFactor) }
+    : null;
+  const legacyBlend = !inpaintUnet && maskLatent !== null;
+  t0 = performance.now();
+  latents = await denoise({
+    scheduler, timesteps, latents, guidance: p.guidance, guidanceRescale: p.guidanceRescale, noise,
+    signal: p.signal, timing,
+    buildInput: extraChannels ? (x) => catChannels([x, extraChannels.mask, extraChannels.masked]) : undefined,
+    model: (input, t) => runDenoiser(unet, 'sample', 'out_sample', input, t, (start, count) => ({
+      encoder_hidden_states: { data: embeds.data.subarray(start * embeds.data.length / embeds.dims[0]!, (start + count) * embeds.data.length / embeds.dims[0]!), dims: [count, ...embeds.dims.slice(1)] },
+    })),
+    afterStep: legacyBlend ? (i, x) => blendKnownRegion(scheduler, x, imageLatents!, initialNoise!, maskLatent!, timesteps, i) : undefined,
+    onStep: p.onStep,
+  });
+  const denoiseMs = performance.now() - t0;
+
+  t0 = performance.now();
+  const images = await vaeDecode(model.vaeDecoder, latents, info.scalingFactor, info.shiftFactor);
+  timing.decodeMs = performance.now() - t0;
+  return { latents, images, notes, timings: { textMs: timing.textMs, denoiseMs, unetMs: timing.unetMs, decodeMs: timing.decodeMs } };
+}
+
+function scaleLatents(t: Tensor, sigma: number): Tensor {
+  const s = f32(sigma);
+  return { data: t.data.map((v) => f32(v * s)), dims: t.dims };
+}
+
+/** masked_image = init * (mask < 0.5): the region to repaint is zeroed (mid-grey in [-1, 1] space). */
+function maskImage(init: Tensor, mask: Tensor): Tensor {
+  const plane = mask.data.length;
+  const data = new Float32Array(init.data.length);
+  for (let c = 0; c < 3; c++) for (let i = 0; i < plane; i++) data[c * plane + i] = mask.data[i]! < 0.5 ? init.data[c * plane + i]! : 0;
+  return { data, dims: init.dims };
+}
+
+/** F.interpolate(mask, size=(h, w)) with the default 'nearest' mode: src = floor(dst * in / out). */
+export function nearestDownsample(mask: Tensor, h: number, w: number): Tensor {
+  const H = mask.dims[2]!;
+  const W = mask.dims[3]!;
+  const out = new Float32Array(h * w);
+  for (let y = 0; y < h; y++) {
+    const sy = Math.min(H - 1, Math.floor((y * H) / h));
+    for (let x = 0; x < w; x++) out[y * w + x] = mask.data[sy * W + Math.min(W - 1, Math.floor((x * W) / w))]!;
+  }
+  return { data: out, dims: [1, 1, h, w] };
+}
+
+/**
+ * Legacy inpainting with an ordinary UNet: after each step the known region is replaced by the init latents noised to
+ * the next timestep, so only the masked region is generated (diffusers' num_channels_unet == 4 branch).
+ */
+function blendKnownRegion(
+  scheduler: ReturnType<typeof createScheduler>, x: Tensor, imageLatents: Tensor, noise: Tensor, mask: Tensor,
+  timesteps: readonly number[], i: number,
+): Tensor {
+  const proper = i < timesteps.length - 1 ? scheduler.addNoise(imageLatents.data, noise.data, timesteps[i + 1]!) : imageLatents.data;
+  const plane = mask.data.length / mask.dims[0]!;
+  const channels = x.dims[1]!;
+  const out = new Float32Array(x.data.length);
+  for (let b = 0; b < x.dims[0]!; b++) {
+    for (let c = 0; c < channels; c++) {
+      const off = (b * channels + c) * plane;
+      for (let k = 0; k < plane; k++) {
+        const m = mask.data[b * plane + k]!;
+        out[off + k] = f32(f32(f32(1 - m) * proper[off + k]!) + f32(m * x.data[off + k]!));
+      }
+    }
+  }
+  return { data: out, dims: x.dims };
+}

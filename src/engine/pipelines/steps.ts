@@ -1,0 +1,218 @@
+/**
+ * Steps shared by every pipeline recipe: prompt encoding, VAE encode/decode, the batched UNet call, classifier-free
+ * guidance and the denoising loop. Arithmetic mirrors torch's float32 elementwise ops (each op rounded to float32).
+ */
+import type { ClipTokenizer } from '../text/clip-tokenizer.js';
+import type { ModelGraph } from '../onnx/session.js';
+import type { Scheduler, NoiseSampler } from '../sampling/scheduler.js';
+import type { TorchGenerator } from '../sampling/torch-rng.js';
+import { catBatch, sliceBatch, type Tensor } from '../tensor.js';
+import { CancelledError } from '../../queue/job.js';
+
+const f32 = Math.fround;
+
+export interface EncodedText {
+  /** [1, 77, D] hidden states fed as encoder_hidden_states. */
+  hidden: Tensor;
+  /** [1, P] pooled projection (text_embeds), for encoders that have one. */
+  pooled: Tensor | null;
+  ids: number[];
+  truncated: boolean;
+  droppedText: string;
+}
+
+/**
+ * Runs one CLIP text encoder on a prompt. `layer` picks the features: 'last' = last_hidden_state (SD1/SD2),
+ * 'penultimate' = hidden_states[-2] (SDXL, SD3).
+ */
+export async function encodeClip(tokenizer: ClipTokenizer, encoder: ModelGraph, text: string, layer: 'last' | 'penultimate'): Promise<EncodedText> {
+  const enc = tokenizer.encodeForModel(text);
+  const out = await encoder.run({ input_ids: { ints: enc.ids, dims: [1, enc.ids.length] } });
+  let hidden;
+  if (layer === 'last') {
+    hidden = out['last_hidden_state'] ?? Object.values(out)[0];
+  } else {
+    const layers = Object.keys(out).filter((k) => k.startsWith('hidden_states.')).map((k) => Number(k.slice('hidden_states.'.length)));
+    const n = Math.max(...layers);
+    hidden = out[`hidden_states.${n - 1}`];
+    if (!hidden || layers.length < 2) throw new Error(`${encoder.path}: needs hidden_states.N outputs (exported with output_hidden_states) for penultimate-layer features`);
+  }
+  if (!hidden) throw new Error(`${encoder.path}: produced no outputs`);
+  const pooledOut = out['text_embeds'] ?? null;
+  return {
+    hidden: { data: hidden.data, dims: hidden.dims },
+    pooled: pooledOut ? { data: pooledOut.data, dims: pooledOut.dims } : null,
+    ids: enc.ids,
+    truncated: enc.truncated,
+    droppedText: enc.droppedText,
+  };
+}
+
+/** Draws one [1, ...shape] normal sample per generator and concatenates them (diffusers' list-of-generators randn_tensor). */
+export function randnPerImage(generators: readonly TorchGenerator[], perImage: readonly number[]): Tensor {
+  return catBatch(generators.map((g) => ({ data: g.randn([1, ...perImage]), dims: [1, ...perImage] })));
+}
+
+export function noiseSampler(generators: readonly TorchGenerator[], perImage: readonly number[]): NoiseSampler {
+  return () => randnPerImage(generators, perImage).data;
+}
+
+/**
+ * VAE-encodes a [1, 3, H, W] image in [-1, 1] and samples the latent with `generator` (DiagonalGaussian: mean +
+ * exp(0.5 * clamp(logvar, -30, 20)) * randn), then applies the scaling (and SD3 shift). Legacy exports that output a
+ * pre-sampled `latent_sample` are used as they are: their randomness lives in the graph.
+ */
+export async function vaeEncodeSample(
+  vae: ModelGraph, image: Tensor, generator: TorchGenerator, scalingFactor: number, shiftFactor: number | null,
+): Promise<Tensor> {
+  const out = await vae.run({ sample: image });
+  let latent: Tensor;
+  const params = out['latent_parameters'];
+  if (params) {
+    const [n, c2, h, w] = params.dims as [number, number, number, number];
+    const c = c2 / 2;
+    const plane = c * h * w;
+    const noise = generator.randn([n, c, h, w]);
+    const data = new Float32Array(n * plane);
+    for (let b = 0; b < n; b++) {
+      for (let i = 0; i < plane; i++) {
+        const mean = params.data[b * 2 * plane + i]!;
+        const logvar = Math.min(Math.max(params.data[b * 2 * plane + plane + i]!, -30), 20);
+        const std = f32(Math.exp(f32(0.5 * logvar)));
+        data[b * plane + i] = f32(mean + f32(std * noise[b * plane + i]!));
+      }
+    }
+    latent = { data, dims: [n, c, h, w] };
+  } else {
+    const sample = out['latent_sample'];
+    if (!sample) throw new Error(`${vae.path}: no latent_parameters or latent_sample output`);
+    latent = { data: sample.data, dims: sample.dims };
+  }
+  const sf = f32(scalingFactor);
+  const shift = shiftFactor === null ? null : f32(shiftFactor);
+  const data = latent.data.map((v) => (shift === null ? f32(v * sf) : f32(f32(v - shift) * sf)));
+  return { data, dims: latent.dims };
+}
+
+/** latents / scaling_factor (+ shift) → VAE decoder → [N, 3, H, W] in about [-1, 1]. */
+export async function vaeDecode(vae: ModelGraph, latents: Tensor, scalingFactor: number, shiftFactor: number | null): Promise<Tensor> {
+  const sf = f32(scalingFactor);
+  const shift = shiftFactor === null ? null : f32(shiftFactor);
+  const scaled = latents.data.map((v) => (shift === null ? f32(v / sf) : f32(f32(v / sf) + shift)));
+  const parts: Tensor[] = [];
+  for (const chunk of batchChunks(vae, 'latent_sample', latents.dims[0]!)) {
+    const out = await vae.run({ latent_sample: sliceBatch({ data: scaled, dims: latents.dims }, chunk.start, chunk.count) });
+    const s = out['sample'];
+    if (!s) throw new Error(`${vae.path}: no "sample" output`);
+    parts.push({ data: s.data, dims: s.dims });
+  }
+  return catBatch(parts);
+}
+
+/** Splits a batch into the chunks a graph with a fixed batch dimension accepts (one call when the axis is dynamic). */
+export function batchChunks(graph: ModelGraph, input: string, batch: number): { start: number; count: number }[] {
+  const dim = graph.input(input).shape[0];
+  const size = typeof dim === 'number' && dim > 0 ? dim : batch;
+  const chunks = [];
+  for (let start = 0; start < batch; start += size) chunks.push({ start, count: Math.min(size, batch - start) });
+  return chunks;
+}
+
+/** The timestep as the denoiser's input declares it: a rank-0 scalar, or one value per batch row. */
+export function timestepFeed(graph: ModelGraph, t: number, batch: number): { data: Float32Array; dims: number[] } {
+  const spec = graph.input('timestep');
+  return spec.shape.length === 0 ? { data: Float32Array.of(t), dims: [] } : { data: new Float32Array(batch).fill(t), dims: [batch] };
+}
+
+/** noise_uncond + g * (noise_cond - noise_uncond), in float32; the batch is [uncond × n, cond × n]. */
+export function applyGuidance(out: Float32Array, guidance: number, rescale: number, images: number): Float32Array {
+  const half = out.length / 2;
+  const g = f32(guidance);
+  const res = new Float32Array(half);
+  for (let i = 0; i < half; i++) {
+    const u = out[i]!;
+    res[i] = f32(u + f32(g * f32(out[half + i]! - u)));
+  }
+  if (rescale > 0) rescaleNoiseCfg(res, out.subarray(half), rescale, images);
+  return res;
+}
+
+/** Guidance rescale ("Common Diffusion Noise Schedules and Sample Steps are Flawed", §3.4), per image as diffusers. */
+function rescaleNoiseCfg(cfg: Float32Array, text: Float32Array, phi: number, n: number): void {
+  const per = cfg.length / n;
+  for (let b = 0; b < n; b++) {
+    const c = cfg.subarray(b * per, (b + 1) * per);
+    const ratio = std(text.subarray(b * per, (b + 1) * per)) / std(c);
+    for (let i = 0; i < per; i++) c[i] = f32(phi * (c[i]! * ratio) + (1 - phi) * c[i]!);
+  }
+}
+
+function std(x: Float32Array): number {
+  let mean = 0;
+  for (const v of x) mean += v;
+  mean /= x.length;
+  let s = 0;
+  for (const v of x) s += (v - mean) ** 2;
+  return Math.sqrt(s / (x.length - 1));
+}
+
+export interface DenoiseOptions {
+  scheduler: Scheduler;
+  timesteps: readonly number[];
+  latents: Tensor;
+  guidance: number;
+  guidanceRescale: number;
+  noise: NoiseSampler;
+  /** Builds the denoiser input from the scaled latents of the CFG batch (e.g. adds inpaint/depth channels). */
+  buildInput?: (scaled: Tensor) => Tensor;
+  /** Runs the denoiser on the full model batch and returns its prediction. */
+  model: (input: Tensor, t: number, stepIndex: number) => Promise<Float32Array>;
+  /** Called after each step with the new latents; may mutate nothing. */
+  afterStep?: (i: number, latents: Tensor) => Tensor;
+  onStep?: (i: number, total: number, latents: Tensor) => void;
+  signal?: AbortSignal | undefined;
+  /** Accumulates the time spent inside denoiser runs. */
+  timing?: { unetMs: number };
+}
+
+/** The denoising loop every diffusers pipeline shares: scale, (CFG batch), predict, guide, step. */
+export async function denoise(o: DenoiseOptions): Promise<Tensor> {
+  const n = o.latents.dims[0]!;
+  const cfg = o.guidance > 1;
+  let x = o.latents;
+  for (let i = 0; i < o.timesteps.length; i++) {
+    if (o.signal?.aborted) throw new CancelledError('cancelled');
+    const t = o.timesteps[i]!;
+    const scaled: Tensor = { data: o.scheduler.scaleModelInput(x.data, t), dims: x.dims };
+    const batch = cfg ? catBatch([scaled, scaled]) : scaled;
+    const input = o.buildInput ? o.buildInput(batch) : batch;
+    const t0 = performance.now();
+    const out = await o.model(input, t, i);
+    if (o.timing) o.timing.unetMs += performance.now() - t0;
+    const pred = cfg ? applyGuidance(out, o.guidance, o.guidanceRescale, n) : out;
+    x = { data: o.scheduler.step(pred, t, x.data, o.noise), dims: x.dims };
+    if (o.afterStep) x = o.afterStep(i, x);
+    o.onStep?.(i + 1, o.timesteps.length, x);
+  }
+  return x;
+}
+
+/** Runs a UNet-style graph over the model batch, in chunks when its batch axis is fixed. */
+export async function runDenoiser(
+  graph: ModelGraph, sampleName: string, outputName: string, input: Tensor, t: number,
+  extra: (start: number, count: number) => Record<string, { data: Float32Array; dims: readonly number[] } | { ints: readonly number[]; dims: readonly number[] }>,
+): Promise<Float32Array> {
+  const total = input.dims[0]!;
+  const parts: Tensor[] = [];
+  for (const { start, count } of batchChunks(graph, sampleName, total)) {
+    const out = await graph.run({
+      [sampleName]: sliceBatch(input, start, count),
+      timestep: timestepFeed(graph, t, count),
+      ...extra(start, count),
+    });
+    const o = out[outputName];
+    if (!o) throw new Error(`${graph.path}: no "${outputName}" output`);
+    parts.push({ data: o.data, dims: o.dims });
+  }
+  return parts.length === 1 ? parts[0]!.data : catBatch(parts).data;
+}

@@ -1,0 +1,88 @@
+/**
+ * Turns a GenerationRequest into pipeline parameters for one model: fills defaults, checks sizes and limits with
+ * messages a chat user can act on, and loads the input images at the size the pipeline will work in.
+ */
+import type { LoadedModel } from './loaded-model.js';
+import type { PipelineParams } from './pipelines/types.js';
+import { FAMILY_DEFAULTS } from './defaults.js';
+import { decodeImage, decodeMask, imageToTensor, loadImageRef, maskToTensor, resizeRgb } from './image/index.js';
+import { BadRequestError, seedForImage, type GenerationRequest, type ImageRef } from '../queue/job.js';
+
+/** Largest side the engine accepts, and the pixel budget: beyond them a UNet step on a chat bot's GPU takes too long. */
+export const MAX_SIDE = 2048;
+export const MAX_PIXELS = 2048 * 2048;
+
+export interface ResolvedJob {
+  params: Omit<PipelineParams, 'signal' | 'onStep'>;
+  notes: string[];
+}
+
+export async function resolveJob(
+  model: LoadedModel, request: GenerationRequest, fetchInput?: (key: string) => Promise<Uint8Array | null>,
+): Promise<ResolvedJob> {
+  const notes: string[] = [];
+  const { info } = model;
+  const defaults = FAMILY_DEFAULTS[info.family];
+  const mult = info.vaeScaleFactor;
+
+  const needsInit = request.kind === 'img2img' || request.kind === 'inpaint' || request.kind === 'depth2img' || request.kind === 'upscale' || request.kind === 'variation';
+  if (needsInit && !request.initImage) throw new BadRequestError(`A ${request.kind} job needs an image: attach one or reply to one.`);
+  if (request.kind === 'inpaint' && !request.maskImage) throw new BadRequestError('Inpainting needs a mask image (white = repaint).');
+
+  // A txt2img request ignores stray attachments rather than silently becoming img2img at full strength.
+  const useImages = request.kind !== 'txt2img';
+  const initBytes = useImages && request.initImage ? await readRef(request.initImage, fetchInput) : null;
+  const init = initBytes ? await decodeImage(initBytes) : null;
+
+  // Size: the request's, else the init image's (floored to the VAE's multiple, as diffusers' image processor does),
+  // else the model's default.
+  let width = request.width ?? (init ? init.width - (init.width % mult) : info.defaultWidth);
+  let height = request.height ?? (init ? init.height - (init.height % mult) : info.defaultHeight);
+  if (request.width === null && request.height === null && init && (width > MAX_SIDE || height > MAX_SIDE)) {
+    const s = MAX_SIDE / Math.max(width, height);
+    width = Math.floor((width * s) / mult) * mult;
+    height = Math.floor((height * s) / mult) * mult;
+    notes.push(`Input image scaled to ${width}×${height} to fit the ${MAX_SIDE}px limit.`);
+  }
+  if (width % mult !== 0 || height % mult !== 0) {
+    throw new BadRequestError(`Width and height must be multiples of ${mult} for this model (got ${width}×${height}).`);
+  }
+  if (width > MAX_SIDE || height > MAX_SIDE || width * height > MAX_PIXELS) {
+    throw new BadRequestError(`${width}×${height} is too large: the limit is ${MAX_SIDE} px a side.`);
+  }
+
+  let initTensor = null;
+  let maskTensor = null;
+  if (init) {
+    const rgb = init.width === width && init.height === height ? init.rgb : resizeRgb(init.rgb, init.width, init.height, { width, height }, 'lanczos');
+    initTensor = { data: imageToTensor(rgb, width, height), dims: [1, 3, height, width] };
+  }
+  if (useImages && request.maskImage) {
+    const maskBytes = await readRef(request.maskImage, fetchInput);
+    const mask = await decodeMask(maskBytes, width, height);
+    maskTensor = { data: maskToTensor(mask, width, height), dims: [1, 1, height, width] };
+  }
+
+  return {
+    notes,
+    params: {
+      prompt: request.prompt,
+      negativePrompt: request.negativePrompt,
+      seeds: Array.from({ length: request.count }, (_, i) => seedForImage(request.seed, i)),
+      steps: request.steps ?? defaults.steps,
+      guidance: request.guidance ?? defaults.guidance,
+      guidanceRescale: request.guidanceRescale,
+      sampler: request.sampler,
+      schedule: request.schedule,
+      width,
+      height,
+      strength: request.strength,
+      init: initTensor,
+      mask: maskTensor,
+    },
+  };
+}
+
+async function readRef(ref: ImageRef, fetchInput?: (key: string) => Promise<Uint8Array | null>): Promise<Uint8Array> {
+  return loadImageRef(ref, fetchInput);
+}

@@ -1,0 +1,46 @@
+/** `sdbot generate` as an operator runs it: files named by seed, a JSON summary line, images equal to diffusers'. */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+import { FIXTURE_MODELS, maxAbsDiff, rawRgb } from '../helpers/fixture-cases.js';
+import { readPngParameters } from '../../src/engine/image/index.js';
+import { readFileSync } from 'node:fs';
+
+const run = promisify(execFile);
+const ROOT = join(import.meta.dirname, '..', '..');
+const out = mkdtempSync(join(tmpdir(), 'sdbot-gen-'));
+afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+function sdbot(args: string[]) {
+  return run(process.execPath, [join(ROOT, 'node_modules', 'tsx', 'dist', 'cli.mjs'), join(ROOT, 'src', 'cli.ts'), ...args], { cwd: ROOT });
+}
+
+describe('sdbot generate', () => {
+  it('writes <seed+i>.png matching the reference and prints a JSON summary', async () => {
+    const { stdout } = await sdbot([
+      'generate', '--model', join(FIXTURE_MODELS, 'tiny-sd15'), '--prompt', 'a photo of a cat', '--seed', '42',
+      '--steps', '10', '--cfg', '7.5', '--sampler', 'euler_a', '--width', '64', '--height', '64', '--count', '2', '--out', out,
+    ]);
+    const summary = JSON.parse(stdout.trim().split('\n').at(-1)!) as { seeds: string[]; files: string[]; timings: Record<string, number> };
+    expect(summary.seeds).toEqual(['42', '43']);
+    expect(summary.files).toEqual([join(out, '42.png'), join(out, '43.png')]);
+    for (const k of ['loadMs', 'textMs', 'denoiseMs', 'unetMs', 'decodeMs', 'totalMs']) expect(summary.timings[k]).toBeGreaterThanOrEqual(0);
+    for (let i = 0; i < 2; i++) {
+      const ours = await rawRgb(summary.files[i]!);
+      const ref = await rawRgb(join(FIXTURE_MODELS, `sd15_txt2img_euler_a_${i}.png`));
+      expect(maxAbsDiff(ours.data, ref.data)).toBeLessThanOrEqual(2);
+    }
+    const params = readPngParameters(readFileSync(summary.files[0]!));
+    expect(params).toMatch(/^a photo of a cat\n/);
+    expect(params).toMatch(/Steps: 10, Sampler: Euler a, .*CFG scale: 7.5, Seed: 42, Size: 64x64/);
+  });
+
+  it('fails with a clear message on a bad size', async () => {
+    const p = sdbot(['generate', '--model', join(FIXTURE_MODELS, 'tiny-sd15'), '--prompt', 'x', '--width', '60', '--height', '64', '--out', out]);
+    await expect(p).rejects.toMatchObject({ stderr: expect.stringMatching(/multiples of 8/) });
+    expect(existsSync(join(out, '60.png'))).toBe(false);
+  });
+});

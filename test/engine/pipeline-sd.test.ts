@@ -1,0 +1,41 @@
+/**
+ * SD 1.x / 2.x pipelines against diffusers' reference outputs (test/fixtures/models/*.cases.json), through the same
+ * engine path as `sdbot generate`: final latents within 2e-3 + 1e-3·|ref|, images within 2/255 per pixel.
+ */
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createEngine } from '../../src/engine/create-engine.js';
+import type { PipelineOutput } from '../../src/engine/pipelines/types.js';
+import { parseRequest } from '../../src/queue/job.js';
+import { caseRequest, FIXTURE_MODELS, flatten, loadCases, maxAbsDiff, rawRgb, worstRatio } from '../helpers/fixture-cases.js';
+
+const MODELS = ['tiny-sd15', 'tiny-sd15-inpaint', 'tiny-sd2-v'];
+
+describe('SD 1.x / 2.x pipelines reproduce diffusers', async () => {
+  const engine = await createEngine();
+  beforeAll(async () => {
+    for (const id of MODELS) await engine.loadModel({ id, dir: join(FIXTURE_MODELS, id) });
+  });
+  afterAll(() => engine.close());
+
+  for (const model of MODELS) {
+    for (const c of loadCases(model)) {
+      it(`${c.id}: latents and images`, async () => {
+        let out: PipelineOutput | undefined;
+        const result = await engine.runJob(parseRequest(caseRequest(c)), { onOutput: (o) => (out = o) });
+        expect(out).toBeDefined();
+        const refLatents = flatten(c.outputs.latents);
+        expect(out!.latents.dims).toEqual(c.outputs.latents_shape);
+        expect(worstRatio(out!.latents.data, refLatents, 2e-3, 1e-3)).toBeLessThanOrEqual(1);
+        expect(result.images).toHaveLength(c.batch_size);
+        for (let i = 0; i < c.batch_size; i++) {
+          const ours = await rawRgb(result.images[i]!.png);
+          const ref = await rawRgb(join(FIXTURE_MODELS, `${c.id}_${i}.png`));
+          expect([ours.width, ours.height]).toEqual([ref.width, ref.height]);
+          expect(maxAbsDiff(ours.data, ref.data)).toBeLessThanOrEqual(2);
+          expect(result.images[i]!.seed).toBe(String(c.seed + i));
+        }
+      });
+    }
+  }
+});

@@ -1,0 +1,89 @@
+/** Loads the reference pipeline cases in test/fixtures/models and maps them onto GenerationRequests. */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import type { GenerationRequestInput, SamplerName, ScheduleName } from '../../src/queue/job.js';
+
+export const FIXTURE_MODELS = join(import.meta.dirname, '..', 'fixtures', 'models');
+
+export interface FixtureCase {
+  id: string;
+  model: string;
+  pipeline: string;
+  prompt: string;
+  negative_prompt: string | null;
+  seed: number;
+  batch_size: number;
+  steps: number;
+  guidance_scale: number;
+  width: number;
+  height: number;
+  strength?: number;
+  sampler: string | null;
+  inputs?: Record<string, string>;
+  timesteps: number[];
+  outputs: { latents: unknown; latents_shape: number[] };
+  [key: string]: unknown;
+}
+
+export function loadCases(model: string): FixtureCase[] {
+  const doc = JSON.parse(readFileSync(join(FIXTURE_MODELS, `${model}.cases.json`), 'utf8')) as { cases: FixtureCase[] };
+  return doc.cases;
+}
+
+/** UI sampler names used by the fixtures → our sampler and schedule. */
+const UI_SAMPLERS: Record<string, [SamplerName, ScheduleName]> = {
+  'Euler a': ['euler_a', 'default'],
+  Euler: ['euler', 'default'],
+  DDIM: ['ddim', 'default'],
+  PNDM: ['pndm', 'default'],
+  'DPM++ 2M': ['dpmpp_2m', 'default'],
+  'DPM++ 2M Karras': ['dpmpp_2m', 'karras'],
+};
+
+export function caseRequest(c: FixtureCase): GenerationRequestInput {
+  const sampler = c.sampler === null ? null : UI_SAMPLERS[c.sampler];
+  if (sampler === undefined) throw new Error(`unmapped fixture sampler ${c.sampler}`);
+  const kinds: Record<string, GenerationRequestInput['kind']> = { txt2img: 'txt2img', img2img: 'img2img', inpaint: 'inpaint' };
+  const file = (name: string | undefined) => (name ? { kind: 'file' as const, path: join(FIXTURE_MODELS, name) } : null);
+  return {
+    kind: kinds[c.pipeline] ?? 'txt2img',
+    model: c.model,
+    prompt: c.prompt,
+    negativePrompt: c.negative_prompt,
+    sampler: sampler?.[0] ?? null,
+    schedule: sampler?.[1] ?? 'default',
+    steps: c.steps,
+    guidance: c.guidance_scale,
+    seed: String(c.seed),
+    count: c.batch_size,
+    width: c.width,
+    height: c.height,
+    strength: c.strength ?? 0.75,
+    initImage: file(c.inputs?.['init_image']),
+    maskImage: file(c.inputs?.['mask_image']),
+  };
+}
+
+export function flatten(x: unknown): number[] {
+  return Array.isArray(x) ? x.flatMap(flatten) : [x as number];
+}
+
+/** Worst violation of |a - b| <= atol + rtol * |b| as a ratio (<= 1 passes). */
+export function worstRatio(a: ArrayLike<number>, b: ArrayLike<number>, atol: number, rtol: number): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!) / (atol + rtol * Math.abs(b[i]!)));
+  return worst;
+}
+
+export async function rawRgb(png: Uint8Array | string): Promise<{ data: Uint8Array; width: number; height: number }> {
+  const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  return { data: new Uint8Array(data), width: info.width, height: info.height };
+}
+
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
