@@ -7,6 +7,9 @@ import type { Engine, EngineOptions, ModelEntry } from './engine.js';
 import { loadModel, type LoadedModel } from './loaded-model.js';
 import { resolveJob } from './resolve-job.js';
 import { runStableDiffusion } from './pipelines/stable-diffusion.js';
+import { runStableDiffusionXL } from './pipelines/stable-diffusion-xl.js';
+import { runUpscaleX4 } from './pipelines/upscale-x4.js';
+import { runDepth2Img } from './pipelines/depth2img.js';
 import type { PipelineOutput, PipelineParams } from './pipelines/types.js';
 import type { Tensor } from './tensor.js';
 import { encodePng, infotext, latentPreview, tensorToImages } from './image/index.js';
@@ -107,7 +110,12 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine 
 async function runPipeline(model: LoadedModel, params: PipelineParams): Promise<PipelineOutput> {
   switch (model.info.family) {
     case 'sd':
-      return runStableDiffusion(model, params);
+      // A UNet with one channel beyond the latents is depth-conditioned (stable-diffusion-2-depth).
+      return model.info.unetInChannels === model.info.latentChannels + 1 ? runDepth2Img(model, params) : runStableDiffusion(model, params);
+    case 'sdxl':
+      return runStableDiffusionXL(model, params);
+    case 'upscale':
+      return runUpscaleX4(model, params);
     default:
       throw new BadRequestError(`Model family "${model.info.family}" (${model.info.pipelineClass}) is not supported by this engine version yet.`);
   }

@@ -63,9 +63,17 @@ export async function resolveJob(
     maskTensor = { data: maskToTensor(mask, width, height), dims: [1, 1, height, width] };
   }
 
+  let depthMap = null;
+  if (useImages && request.depthImage) {
+    const d = await decodeImage(await readRef(request.depthImage, fetchInput));
+    depthMap = { data: luma(d.rgb), width: d.width, height: d.height };
+  }
+
   return {
     notes,
     params: {
+      initImage: init ? { rgb: init.rgb, width: init.width, height: init.height } : null,
+      depthMap,
       prompt: request.prompt,
       negativePrompt: request.negativePrompt,
       seeds: Array.from({ length: request.count }, (_, i) => seedForImage(request.seed, i)),
@@ -79,8 +87,20 @@ export async function resolveJob(
       strength: request.strength,
       init: initTensor,
       mask: maskTensor,
+      noiseLevel: request.noiseLevel,
+      microConditioning: { originalSize: request.originalSize, cropTopLeft: request.cropTopLeft, targetSize: request.targetSize },
     },
   };
+}
+
+/** PIL's convert("L") (ITU-R 601-2 luma in 16-bit fixed point), then / 255 as the depth pipeline reads a map. */
+function luma(rgb: Uint8Array): Float32Array {
+  const out = new Float32Array(rgb.length / 3);
+  for (let i = 0; i < out.length; i++) {
+    const l = (rgb[i * 3]! * 19595 + rgb[i * 3 + 1]! * 38470 + rgb[i * 3 + 2]! * 7471 + 0x8000) >> 16;
+    out[i] = Math.fround(l / 255);
+  }
+  return out;
 }
 
 async function readRef(ref: ImageRef, fetchInput?: (key: string) => Promise<Uint8Array | null>): Promise<Uint8Array> {

@@ -44,7 +44,7 @@ const UI_SAMPLERS: Record<string, [SamplerName, ScheduleName]> = {
 export function caseRequest(c: FixtureCase): GenerationRequestInput {
   const sampler = c.sampler === null ? null : UI_SAMPLERS[c.sampler];
   if (sampler === undefined) throw new Error(`unmapped fixture sampler ${c.sampler}`);
-  const kinds: Record<string, GenerationRequestInput['kind']> = { txt2img: 'txt2img', img2img: 'img2img', inpaint: 'inpaint' };
+  const kinds: Record<string, GenerationRequestInput['kind']> = { txt2img: 'txt2img', img2img: 'img2img', inpaint: 'inpaint', upscale: 'upscale', depth2img: 'depth2img' };
   const file = (name: string | undefined) => (name ? { kind: 'file' as const, path: join(FIXTURE_MODELS, name) } : null);
   return {
     kind: kinds[c.pipeline] ?? 'txt2img',
@@ -57,12 +57,23 @@ export function caseRequest(c: FixtureCase): GenerationRequestInput {
     guidance: c.guidance_scale,
     seed: String(c.seed),
     count: c.batch_size,
-    width: c.width,
-    height: c.height,
+    // The upscaler works at the input's size (the output is 4× larger).
+    width: c.pipeline === 'upscale' ? null : c.width,
+    height: c.pipeline === 'upscale' ? null : c.height,
+    ...(typeof c['noise_level'] === 'number' ? { noiseLevel: c['noise_level'] } : {}),
     strength: c.strength ?? 0.75,
-    initImage: file(c.inputs?.['init_image']),
+    initImage: file(c.inputs?.['init_image'] ?? c.inputs?.['image']),
     maskImage: file(c.inputs?.['mask_image']),
+    depthImage: file(c.inputs?.['depth_map']),
+    originalSize: hw(c['original_size']),
+    cropTopLeft: Array.isArray(c['crops_coords_top_left']) ? { top: c['crops_coords_top_left'][0] as number, left: c['crops_coords_top_left'][1] as number } : null,
+    targetSize: hw(c['target_size']),
   };
+}
+
+/** The fixtures write sizes as (height, width). */
+function hw(v: unknown): { width: number; height: number } | null {
+  return Array.isArray(v) ? { height: v[0] as number, width: v[1] as number } : null;
 }
 
 export function flatten(x: unknown): number[] {

@@ -20,6 +20,18 @@ export interface PipelineParams {
   init: Tensor | null;
   /** [1, 1, H, W] binarised (1 = repaint). */
   mask: Tensor | null;
+  /** SDXL micro-conditioning; null parts take diffusers' defaults. */
+  microConditioning?: {
+    originalSize: { width: number; height: number } | null;
+    cropTopLeft: { top: number; left: number } | null;
+    targetSize: { width: number; height: number } | null;
+  };
+  /** The init image as decoded, before resizing (the depth estimator has its own preprocessing). */
+  initImage?: { rgb: Uint8Array; width: number; height: number } | null;
+  /** A user-supplied depth map: PIL "L" values / 255, row-major. */
+  depthMap?: { data: Float32Array; width: number; height: number } | null;
+  /** x4 upscaler: noise added to the low-res image (0 … max_noise_level). */
+  noiseLevel?: number;
   signal?: AbortSignal | undefined;
   onStep?: ((step: number, total: number, latents: Tensor) => void) | undefined;
 }
