@@ -1,0 +1,183 @@
+/**
+ * The VP-form / multistep samplers against the diffusers 0.30.3 rollouts in test/fixtures/reference (README there):
+ * each scheduler is fed the stored model outputs and must reproduce the timesteps (int64 exactly), sigmas, the
+ * per-step x_in and x, and the img2img strength cases, within rtol 1e-4 / atol 1e-5.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { Scheduler, SchedulerConfig } from '../../src/engine/sampling/scheduler.js';
+import { TorchGenerator } from '../../src/engine/sampling/torch-rng.js';
+import { DDIMScheduler, ddimDefaults } from '../../src/engine/sampling/samplers/ddim.js';
+import { DDPMScheduler, ddpmDefaults } from '../../src/engine/sampling/samplers/ddpm.js';
+import { PNDMScheduler, pndmDefaults } from '../../src/engine/sampling/samplers/pndm.js';
+
+const REF = join(import.meta.dirname, '..', 'fixtures', 'reference');
+const RTOL = 1e-4;
+const ATOL = 1e-5;
+
+interface StepRecord {
+  i: number;
+  t: number;
+  x_in: number[];
+  model_out: number[];
+  x: number[];
+}
+
+interface Img2ImgRecord {
+  num_inference_steps: number;
+  strength: number;
+  t_start: number;
+  begin_index: number | null;
+  timesteps: number[];
+  first_timestep: number;
+  x0: number[];
+  noise: number[];
+  noised: number[];
+  steps: StepRecord[];
+}
+
+interface SchedCase {
+  variant: string;
+  config: SchedulerConfig;
+  prediction_type: string;
+  timestep_spacing: string | null;
+  num_inference_steps: number;
+  seeds: { x: number; step_generator: number };
+  set_timesteps: {
+    timesteps: number[];
+    timesteps_dtype: 'int64' | 'float32';
+    sigmas?: number[];
+    init_noise_sigma: number;
+    order: number;
+  };
+  x_start: number[];
+  steps: StepRecord[];
+  img2img?: Img2ImgRecord[];
+}
+
+interface SchedFile {
+  latent_shape: number[];
+  cases: SchedCase[];
+}
+
+type Factory = (config: SchedulerConfig, steps: number) => Scheduler;
+
+const f32 = (a: readonly number[]): Float32Array => Float32Array.from(a);
+
+function loadSched(variant: string): SchedFile {
+  return JSON.parse(readFileSync(join(REF, `sched_${variant}.json`), 'utf8')) as SchedFile;
+}
+
+/** Indices where |a - b| > atol + rtol |b| (b is the reference), with the worst one for the message. */
+function mismatch(actual: ArrayLike<number>, expected: readonly number[]): string | null {
+  if (actual.length !== expected.length) return `length ${actual.length} != ${expected.length}`;
+  let bad = 0;
+  let worst = -1;
+  let worstErr = 0;
+  for (let i = 0; i < expected.length; i++) {
+    const b = Math.fround(expected[i]!);
+    const err = Math.abs(actual[i]! - b);
+    if (!(err <= ATOL + RTOL * Math.abs(b))) {
+      bad++;
+      if (!(err <= worstErr)) {
+        worstErr = err;
+        worst = i;
+      }
+    }
+  }
+  return bad === 0 ? null : `${bad} values off, worst [${worst}] ${actual[worst]} vs ${expected[worst]} (err ${worstErr})`;
+}
+
+function expectClose(actual: ArrayLike<number>, expected: readonly number[], what: string): void {
+  const m = mismatch(actual, expected);
+  expect(m, `${what}: ${m}`).toBeNull();
+}
+
+function noiseSampler(seed: number, shape: readonly number[]): () => Float32Array {
+  const g = new TorchGenerator(seed);
+  return () => g.randn(shape);
+}
+
+/** The pipeline loop of the README, fed the stored model outputs, checking every step. */
+function rollout(s: Scheduler, start: Float32Array, steps: readonly StepRecord[], seed: number, shape: number[], what: string): void {
+  const noise = noiseSampler(seed, shape);
+  let x = start;
+  expect(steps.length).toBe(s.timesteps.length);
+  steps.forEach((rec, k) => {
+    const t = s.timesteps[k]!;
+    expect(t, `${what} step ${k} t`).toBe(Math.fround(rec.t));
+    expectClose(s.scaleModelInput(x, t), rec.x_in, `${what} step ${k} x_in`);
+    x = s.step(f32(rec.model_out), t, x, noise);
+    expectClose(x, rec.x, `${what} step ${k} x`);
+  });
+}
+
+function checkSetTimesteps(s: Scheduler, c: SchedCase): void {
+  const st = c.set_timesteps;
+  expect(s.timestepsDtype).toBe(st.timesteps_dtype);
+  if (st.timesteps_dtype === 'int64') expect([...s.timesteps]).toEqual(st.timesteps);
+  else expectClose(s.timesteps, st.timesteps, 'timesteps');
+  if (st.sigmas) expectClose(s.sigmas ?? [], st.sigmas, 'sigmas');
+  expect(s.initNoiseSigma).toBe(st.init_noise_sigma);
+  expect(s.order).toBe(st.order);
+}
+
+/** The SD pipelines' get_timesteps + add_noise (README "img2img / strength"), then the sliced rollout. */
+function checkImg2Img(make: Factory, c: SchedCase, r: Img2ImgRecord, shape: number[], what: string): void {
+  const s = make(c.config, r.num_inference_steps);
+  const initTimestep = Math.min(Math.trunc(r.num_inference_steps * r.strength), r.num_inference_steps);
+  const tStart = Math.max(r.num_inference_steps - initTimestep, 0);
+  expect(tStart).toBe(r.t_start);
+  const begin = tStart * s.order;
+  const timesteps = s.timesteps.slice(begin);
+  expect([...timesteps]).toEqual(r.timesteps.map(Math.fround));
+  s.setBeginIndex(begin);
+  const noised = s.addNoise(f32(r.x0), f32(r.noise), timesteps[0]!);
+  expectClose(noised, r.noised, `${what} noised`);
+  const sliced: Scheduler = new Proxy(s, {
+    get: (target, prop, receiver) => (prop === 'timesteps' ? timesteps : Reflect.get(target, prop, receiver)),
+  });
+  rollout(sliced, noised, r.steps, c.seeds.step_generator, shape, `${what} img2img`);
+}
+
+interface Variant {
+  variant: string;
+  make: Factory;
+  defaults: Record<string, unknown>;
+}
+
+/** Every key of the class defaults appears in the fixture's resolved config; both resolve to the same values. */
+function checkResolvedConfig(resolved: Record<string, unknown>, c: SchedCase, defaults: Record<string, unknown>): void {
+  for (const key of Object.keys(defaults)) {
+    const want = (c.config as Record<string, unknown>)[key];
+    if (want === undefined) continue;
+    const got = resolved[key];
+    if (want === '-inf') expect(got === -Infinity || got === '-inf', key).toBe(true);
+    else expect(got ?? null, key).toEqual(want);
+  }
+}
+
+function describeVariant(v: Variant): void {
+  const file = loadSched(v.variant);
+  describe(`sched_${v.variant}`, () => {
+    for (const c of file.cases) {
+      const what = `${v.variant} ${c.prediction_type}/${c.timestep_spacing}/${c.num_inference_steps}`;
+      it(what, () => {
+        const s = v.make(c.config, c.num_inference_steps);
+        checkResolvedConfig((s as unknown as { config: Record<string, unknown> }).config, c, v.defaults);
+        checkSetTimesteps(s, c);
+        rollout(s, f32(c.x_start), c.steps, c.seeds.step_generator, file.latent_shape, what);
+        for (const r of c.img2img ?? []) checkImg2Img(v.make, c, r, file.latent_shape, what);
+      });
+    }
+  });
+}
+
+const VARIANTS: Variant[] = [
+  { variant: 'ddim', make: (c, n) => new DDIMScheduler(c, n), defaults: ddimDefaults },
+  { variant: 'ddpm', make: (c, n) => new DDPMScheduler(c, n), defaults: ddpmDefaults },
+  { variant: 'pndm', make: (c, n) => new PNDMScheduler(c, n), defaults: pndmDefaults },
+];
+
+for (const v of VARIANTS) describeVariant(v);
