@@ -134,7 +134,10 @@ export class ClipTokenizer {
   /** BPE token strings of a piece of text that holds no added token. */
   private tokenizePiece(text: string): string[] {
     const tokens: string[] = [];
-    for (const match of clipCleanText(text).matchAll(PRE_TOKEN_RE)) {
+    // U+0345 (a combining mark whose case fold is ι) matches no branch of the case-insensitive regex in Python's
+    // `regex`, so it only separates its neighbours; JS's /iu would glue it to letters.
+    const cleaned = clipCleanText(text).replaceAll('\u0345', ' ');
+    for (const match of cleaned.matchAll(PRE_TOKEN_RE)) {
       const pre = match[0];
       if (WHOLE_PRE_TOKENS.has(pre)) tokens.push(pre);
       else tokens.push(...this.bpe.bpe(this.bpe.toByteSymbols(pre)));
