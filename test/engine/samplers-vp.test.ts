@@ -15,6 +15,12 @@ import {
   DPMSolverMultistepScheduler,
   dpmSolverMultistepDefaults,
 } from '../../src/engine/sampling/samplers/dpm-solver-multistep.js';
+import {
+  DPMSolverSinglestepScheduler,
+  dpmSolverSinglestepDefaults,
+} from '../../src/engine/sampling/samplers/dpm-solver-singlestep.js';
+import { UniPCMultistepScheduler, unipcDefaults } from '../../src/engine/sampling/samplers/unipc.js';
+import { DEISMultistepScheduler, deisDefaults } from '../../src/engine/sampling/samplers/deis.js';
 
 const REF = join(import.meta.dirname, '..', 'fixtures', 'reference');
 const RTOL = 1e-4;
@@ -194,6 +200,13 @@ const VARIANTS: Variant[] = [
     defaults: dpmSolverMultistepDefaults,
   },
   { variant: 'dpmpp_2m_sde', make: (c, n) => new DPMSolverMultistepScheduler(c, n), defaults: dpmSolverMultistepDefaults },
+  {
+    variant: 'dpm_singlestep',
+    make: (c, n) => new DPMSolverSinglestepScheduler(c, n),
+    defaults: dpmSolverSinglestepDefaults,
+  },
+  { variant: 'unipc', make: (c, n) => new UniPCMultistepScheduler(c, n), defaults: unipcDefaults },
+  { variant: 'deis', make: (c, n) => new DEISMultistepScheduler(c, n), defaults: deisDefaults },
 ];
 
 for (const v of VARIANTS) describeVariant(v);
