@@ -1,0 +1,19 @@
+/** Redis connections. BullMQ workers and blocking readers need `maxRetriesPerRequest: null` (see STACK.md). */
+import { Redis } from 'ioredis';
+
+export interface RedisOptions {
+  /** Wait through reconnects instead of failing commands: nothing is lost while Redis is briefly away. */
+  persistent?: boolean;
+}
+
+export function createRedis(url: string, opts: RedisOptions = {}): Redis {
+  const redis = new Redis(url, {
+    maxRetriesPerRequest: opts.persistent === false ? 20 : null,
+    enableReadyCheck: true,
+    // Reconnect quickly but without hammering a Redis that is restarting.
+    retryStrategy: (times) => Math.min(50 * times, 1000),
+  });
+  // ioredis emits 'error' on every failed reconnect; without a listener Node would crash the process.
+  redis.on('error', () => {});
+  return redis;
+}

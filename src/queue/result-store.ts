@@ -1,0 +1,59 @@
+/**
+ * Bytes and records that outlive a BullMQ job, each under its own Redis key with its own TTL:
+ * - result images (default 1 h): never in the job's return value, so BullMQ's job hashes stay small;
+ * - uploaded inputs (attachments) an engine on another machine reads by key;
+ * - the request and its origin (default 30 days) so buttons under an old result can build follow-ups.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { generationRequestSchema, type GenerationRequest, type ImageRef } from './job.js';
+import type { QueueKeys } from './keys.js';
+
+export const DEFAULT_RESULT_TTL_MS = 60 * 60 * 1000;
+export const DEFAULT_REQUEST_TTL_MS = 30 * 24 * 60 * 60 * 1000;
+export const DEFAULT_INPUT_TTL_MS = 24 * 60 * 60 * 1000;
+
+export interface StoredRequest {
+  request: GenerationRequest;
+  enqueuedAt: number;
+}
+
+export class ResultStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: QueueKeys,
+    readonly ttl = { resultMs: DEFAULT_RESULT_TTL_MS, requestMs: DEFAULT_REQUEST_TTL_MS, inputMs: DEFAULT_INPUT_TTL_MS },
+  ) {}
+
+  /** Stores result PNGs; returns their keys in order. */
+  async putImages(pngs: Uint8Array[]): Promise<string[]> {
+    const keys = pngs.map(() => this.keys.image(randomUUID()));
+    const multi = this.redis.multi();
+    pngs.forEach((png, i) => multi.set(keys[i]!, Buffer.from(png.buffer, png.byteOffset, png.byteLength), 'PX', this.ttl.resultMs));
+    await multi.exec();
+    return keys;
+  }
+
+  async getBytes(key: string): Promise<Uint8Array | null> {
+    const b = await this.redis.getBuffer(key);
+    return b ? new Uint8Array(b.buffer, b.byteOffset, b.byteLength) : null;
+  }
+
+  async putInput(bytes: Uint8Array): Promise<ImageRef> {
+    const key = this.keys.input(randomUUID());
+    await this.redis.set(key, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), 'PX', this.ttl.inputMs);
+    return { kind: 'redis', key };
+  }
+
+  async putRequest(jobId: string, request: GenerationRequest): Promise<void> {
+    const rec: StoredRequest = { request, enqueuedAt: Date.now() };
+    await this.redis.set(this.keys.request(jobId), JSON.stringify(rec), 'PX', this.ttl.requestMs);
+  }
+
+  async getRequest(jobId: string): Promise<StoredRequest | null> {
+    const s = await this.redis.get(this.keys.request(jobId));
+    if (!s) return null;
+    const rec = JSON.parse(s) as StoredRequest;
+    return { ...rec, request: generationRequestSchema.parse(rec.request) };
+  }
+}
