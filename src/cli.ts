@@ -9,5 +9,6 @@ const program = new Command('sdbot').description('Self-hosted Stable Diffusion b
 
 // Subcommand registrations (one line each):
 registerGenerate(program);
+(await import('./cli/engine.js')).registerEngine(program);
 
 await program.parseAsync(process.argv);
