@@ -4,11 +4,13 @@
  */
 import { Command } from 'commander';
 import { registerGenerate } from './cli/generate.js';
+import { registerTokenize } from './cli/tokenize.js';
 
 const program = new Command('sdbot').description('Self-hosted Stable Diffusion bot for Discord and Slack');
 
 // Subcommand registrations (one line each):
 registerGenerate(program);
+registerTokenize(program);
 (await import('./cli/engine.js')).registerEngine(program);
 
 await program.parseAsync(process.argv);
