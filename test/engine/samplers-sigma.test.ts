@@ -321,7 +321,7 @@ describe('order-2 and multistep state', () => {
         draws++;
         return new Float32Array(4);
       };
-      let x = new Float32Array([1, 2, 3, 4]);
+      let x: Float32Array = new Float32Array([1, 2, 3, 4]);
       for (const t of s.timesteps) x = s.step(s.scaleModelInput(x, t), t, x, noise);
       counts[Ctor.name] = draws;
     }

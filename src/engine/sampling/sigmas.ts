@@ -8,6 +8,7 @@
  */
 import { betas as scheduleBetas, spacedTimesteps, roundHalfEven } from './noise-schedule.js';
 import type { NoiseSampler, Scheduler, SchedulerConfig } from './scheduler.js';
+import { StepIndex } from './samplers/step-index.js';
 
 const f32 = Math.fround;
 
@@ -255,8 +256,8 @@ export function dpm2Layout(values: readonly number[]): number[] {
 // ─── shared scheduler state ─────────────────────────────────────────────────────────────────────────────────────
 
 /**
- * The step-index bookkeeping of diffusers' sigma schedulers: the index is fixed on the first scale_model_input or
- * step call (from set_begin_index, else from the timestep's position), then advances by one per step.
+ * What diffusers' sigma schedulers share: the step index (fixed on the first scale_model_input or step call, from
+ * set_begin_index or else from the timestep's position, then one per step), c_in scaling and add_noise.
  */
 export abstract class SigmaScheduler implements Scheduler {
   abstract readonly timesteps: readonly number[];
@@ -264,31 +265,29 @@ export abstract class SigmaScheduler implements Scheduler {
   abstract readonly initNoiseSigma: number;
   abstract readonly order: number;
   readonly timestepsDtype = 'float32' as const;
-  protected stepIndex: number | null = null;
-  protected beginIndex: number | null = null;
+  private tracker: StepIndex | null = null;
+
+  /** Created on first use: subclasses set `timesteps` after super(). */
+  private get index(): StepIndex {
+    return (this.tracker ??= new StepIndex(this.timesteps, false));
+  }
 
   setBeginIndex(index: number): void {
-    this.beginIndex = index;
+    this.index.setBegin(index);
   }
 
-  /**
-   * index_for_timestep: the first position of t, or the second when t occurs more than once (so an img2img run
-   * that starts on a repeated timestep does not skip a sigma).
-   */
+  /** index_for_timestep: t's position, the second one when t is repeated (order-2 schedules). */
   indexForTimestep(t: number): number {
-    let first = -1;
-    for (let i = 0; i < this.timesteps.length; i++) {
-      if (this.timesteps[i] !== t) continue;
-      if (first >= 0) return i;
-      first = i;
-    }
-    if (first < 0) throw new Error(`timestep ${t} is not in the schedule`);
-    return first;
+    return this.index.indexFor(t);
   }
 
+  /** The index of the step being taken; `advance()` after the step. */
   protected currentIndex(t: number): number {
-    if (this.stepIndex === null) this.stepIndex = this.beginIndex ?? this.indexForTimestep(t);
-    return this.stepIndex;
+    return this.index.stepIndex(t);
+  }
+
+  protected advance(): void {
+    this.index.advance();
   }
 
   /** sample / sqrt(sigma^2 + 1): the k-diffusion c_in the schedulers apply before the model. */
@@ -304,8 +303,7 @@ export abstract class SigmaScheduler implements Scheduler {
 
   /** original + noise * sigma at the img2img start (begin index), the current step (inpaint) or t's position. */
   addNoise(original: Float32Array, noise: Float32Array, t: number): Float32Array {
-    const index = this.beginIndex === null ? this.indexForTimestep(t) : (this.stepIndex ?? this.beginIndex);
-    const sigma = this.sigmas[index]!;
+    const sigma = this.sigmas[this.index.noiseIndex(t)]!;
     const out = new Float32Array(original.length);
     for (let i = 0; i < original.length; i++) out[i] = original[i]! + noise[i]! * sigma;
     return out;

@@ -73,7 +73,7 @@ export class EulerAncestralDiscreteScheduler extends SigmaScheduler {
     const z = noise();
     const out = new Float32Array(sample.length);
     for (let k = 0; k < sample.length; k++) out[k] = keep * sample[k]! + take * modelOutput[k]! + up * z[k]!;
-    this.stepIndex = i + 1;
+    this.advance();
     return out;
   }
 }

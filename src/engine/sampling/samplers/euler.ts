@@ -108,7 +108,7 @@ export class EulerDiscreteScheduler extends SigmaScheduler {
     const take = this.take[i]!;
     const out = new Float32Array(sample.length);
     for (let k = 0; k < sample.length; k++) out[k] = keep * sample[k]! + take * modelOutput[k]!;
-    this.stepIndex = i + 1;
+    this.advance();
     return out;
   }
 }

@@ -107,7 +107,7 @@ export class HeunDiscreteScheduler extends SigmaScheduler {
       }
       this.dt = null;
     }
-    this.stepIndex = i + 1;
+    this.advance();
     return out;
   }
 }

@@ -114,7 +114,7 @@ export class KDPM2AncestralDiscreteScheduler extends SigmaScheduler {
       }
       this.midpointPending = false;
     }
-    this.stepIndex = i + 1;
+    this.advance();
     return out;
   }
 }

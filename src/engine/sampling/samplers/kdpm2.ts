@@ -104,7 +104,7 @@ export class KDPM2DiscreteScheduler extends SigmaScheduler {
       for (let k = 0; k < n; k++) out[k] = start[k]! + fromSample * sample[k]! + fromOutput * modelOutput[k]!;
       this.midpointPending = false;
     }
-    this.stepIndex = i + 1;
+    this.advance();
     return out;
   }
 }

@@ -117,7 +117,7 @@ export class LMSDiscreteScheduler extends SigmaScheduler {
       for (let j = 0; j < terms; j++) acc += coeffs[j]! * history[history.length - 1 - j]![k]!;
       out[k] = acc;
     }
-    this.stepIndex = i + 1;
+    this.advance();
     return out;
   }
 }
