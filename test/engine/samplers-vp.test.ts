@@ -21,6 +21,13 @@ import {
 } from '../../src/engine/sampling/samplers/dpm-solver-singlestep.js';
 import { UniPCMultistepScheduler, unipcDefaults } from '../../src/engine/sampling/samplers/unipc.js';
 import { DEISMultistepScheduler, deisDefaults } from '../../src/engine/sampling/samplers/deis.js';
+import { LCMScheduler, lcmDefaults } from '../../src/engine/sampling/samplers/lcm.js';
+import {
+  FlowMatchEulerDiscreteScheduler,
+  flowImg2ImgStart,
+  flowMatchEulerDefaults,
+} from '../../src/engine/sampling/samplers/flow-match-euler.js';
+import { FlowDpmpp2mScheduler } from '../../src/engine/sampling/samplers/flow-dpmpp-2m.js';
 
 const REF = join(import.meta.dirname, '..', 'fixtures', 'reference');
 const RTOL = 1e-4;
@@ -141,11 +148,16 @@ function checkSetTimesteps(s: Scheduler, c: SchedCase): void {
   expect(s.order).toBe(st.order);
 }
 
-/** The SD pipelines' get_timesteps + add_noise (README "img2img / strength"), then the sliced rollout. */
-function checkImg2Img(make: Factory, c: SchedCase, r: Img2ImgRecord, shape: number[], what: string): void {
-  const s = make(c.config, r.num_inference_steps);
-  const initTimestep = Math.min(Math.trunc(r.num_inference_steps * r.strength), r.num_inference_steps);
-  const tStart = Math.max(r.num_inference_steps - initTimestep, 0);
+/** StableDiffusionImg2ImgPipeline.get_timesteps' start index (the SD3 pipeline's is flowImg2ImgStart). */
+function sdImg2ImgStart(steps: number, strength: number): number {
+  const initTimestep = Math.min(Math.trunc(steps * strength), steps);
+  return Math.max(steps - initTimestep, 0);
+}
+
+/** The pipeline's get_timesteps + add_noise (README "img2img / strength"), then the sliced rollout. */
+function checkImg2Img(v: Variant, c: SchedCase, r: Img2ImgRecord, shape: number[], what: string): void {
+  const s = v.make(c.config, r.num_inference_steps);
+  const tStart = (v.img2imgStart ?? sdImg2ImgStart)(r.num_inference_steps, r.strength);
   expect(tStart).toBe(r.t_start);
   const begin = tStart * s.order;
   const timesteps = s.timesteps.slice(begin);
@@ -160,6 +172,7 @@ interface Variant {
   variant: string;
   make: Factory;
   defaults: Record<string, unknown>;
+  img2imgStart?: (steps: number, strength: number) => number;
 }
 
 /** Every key of the class defaults appears in the fixture's resolved config; both resolve to the same values. */
@@ -183,7 +196,7 @@ function describeVariant(v: Variant): void {
         checkResolvedConfig((s as unknown as { config: Record<string, unknown> }).config, c, v.defaults);
         checkSetTimesteps(s, c);
         rollout(s, s.timesteps, f32(c.x_start), c.steps, c.seeds.step_generator, file.latent_shape, what);
-        for (const r of c.img2img ?? []) checkImg2Img(v.make, c, r, file.latent_shape, what);
+        for (const r of c.img2img ?? []) checkImg2Img(v, c, r, file.latent_shape, what);
       });
     }
   });
@@ -207,6 +220,56 @@ const VARIANTS: Variant[] = [
   },
   { variant: 'unipc', make: (c, n) => new UniPCMultistepScheduler(c, n), defaults: unipcDefaults },
   { variant: 'deis', make: (c, n) => new DEISMultistepScheduler(c, n), defaults: deisDefaults },
+  { variant: 'lcm', make: (c, n) => new LCMScheduler(c, n), defaults: lcmDefaults },
+  {
+    variant: 'flow_match_euler',
+    make: (c, n) => new FlowMatchEulerDiscreteScheduler(c, n),
+    defaults: flowMatchEulerDefaults,
+    img2imgStart: flowImg2ImgStart,
+  },
 ];
 
 for (const v of VARIANTS) describeVariant(v);
+
+/** sd35_flow.json: Stability's sd3.5 sample_euler / sample_dpmpp_2m on the shift-3 flow schedule. */
+interface Sd35Step {
+  sigma: number;
+  t: number;
+  x: number[];
+  model_out: number[];
+  denoised: number[];
+}
+
+interface Sd35Case {
+  sampler: string;
+  shift: number;
+  num_steps: number;
+  sigmas: number[];
+  x_start: number[];
+  steps: Sd35Step[];
+  x_final: number[];
+}
+
+describe('sd35_flow', () => {
+  const file = JSON.parse(readFileSync(join(REF, 'sd35_flow.json'), 'utf8')) as { cases: Sd35Case[] };
+  const makers: Record<string, Factory> = {
+    sample_euler: (c, n) => new FlowMatchEulerDiscreteScheduler(c, n),
+    sample_dpmpp_2m: (c, n) => new FlowDpmpp2mScheduler(c, n),
+  };
+  for (const c of file.cases) {
+    it(c.sampler, () => {
+      const make = makers[c.sampler];
+      expect(make, c.sampler).toBeDefined();
+      const s = make!({ num_train_timesteps: 1000, shift: c.shift } as unknown as SchedulerConfig, c.num_steps);
+      expectClose(s.sigmas ?? [], c.sigmas, 'sigmas');
+      const noise = noiseSampler(0, [64]);
+      expectClose(s.timesteps, c.steps.map((r) => r.t), 'timesteps');
+      let x = f32(c.x_start);
+      c.steps.forEach((rec, k) => {
+        expectClose(x, rec.x, `${c.sampler} step ${k} x`);
+        x = s.step(f32(rec.model_out), s.timesteps[k]!, x, noise);
+      });
+      expectClose(x, c.x_final, `${c.sampler} x_final`);
+    });
+  }
+});
