@@ -12,10 +12,11 @@ import { runUpscaleX4 } from './pipelines/upscale-x4.js';
 import { runDepth2Img } from './pipelines/depth2img.js';
 import type { PipelineOutput, PipelineParams } from './pipelines/types.js';
 import type { Tensor } from './tensor.js';
-import { encodePng, infotext, latentPreview, tensorToImages } from './image/index.js';
+import { encodePng, latentPreview, requestInfotext, tensorToImages, type LatentFamily } from './image/index.js';
 import {
-  BadRequestError, type GeneratedImage, type GenerationRequest, type GenerationResult, type JobHooks,
+  BadRequestError, type GeneratedImage, type GenerationRequest, type GenerationResult, type JobHooks, type SamplerName,
 } from '../queue/job.js';
+import type { Family } from './model-folder.js';
 import { SAMPLER_TABLE } from './sampling/index.js';
 
 /** Extra observation points for tests and benchmarks; the queue worker uses plain JobHooks. */
@@ -48,7 +49,8 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine 
         const now = performance.now();
         if (request.previews && (now - lastPreview >= PREVIEW_INTERVAL_MS || step === total)) {
           lastPreview = now;
-          hooks.onProgress({ step, total, preview: latentPreview(latents, model.info.family) });
+          const [, c, h, w] = latents.dims as [number, 4 | 16, number, number];
+          hooks.onProgress({ step, total, preview: latentPreview(latents.data, c, h, w, PREVIEW_FAMILY[model.info.family]) });
         } else {
           hooks.onProgress({ step, total });
         }
@@ -57,23 +59,12 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine 
     const out = await runPipeline(model, params);
     hooks.onOutput?.(out);
     const [, , height, width] = out.images.dims as [number, number, number, number];
-    const pixels = tensorToImages(out.images);
+    const pixels = tensorToImages(out.images.data, out.images.dims[0]!, height, width);
+    const sampler = params.sampler ?? folderSampler(model.info.schedulerConfig['_class_name']);
     const images: GeneratedImage[] = [];
     for (let i = 0; i < pixels.length; i++) {
       const seed = params.seeds[i]!.toString();
-      const text = infotext({
-        prompt: params.prompt,
-        negativePrompt: params.negativePrompt,
-        steps: params.steps,
-        sampler: samplerLabel(params.sampler, model),
-        schedule: params.schedule,
-        cfg: params.guidance,
-        seed,
-        width,
-        height,
-        model: request.model,
-        denoisingStrength: params.init ? params.strength : undefined,
-      });
+      const text = requestInfotext(request, { seed, width, height, steps: params.steps, sampler, guidance: params.guidance });
       images.push({ seed, width, height, png: await encodePng(pixels[i]!, width, height, text) });
     }
     const totalMs = performance.now() - started;
@@ -121,7 +112,11 @@ async function runPipeline(model: LoadedModel, params: PipelineParams): Promise<
   }
 }
 
-function samplerLabel(sampler: string | null, model: LoadedModel): string {
-  const spec = sampler ? SAMPLER_TABLE.find((s) => s.name === sampler) : SAMPLER_TABLE.find((s) => s.diffusersClass === model.info.schedulerConfig['_class_name'] && Object.keys(s.overrides).length === 0);
-  return spec?.label ?? sampler ?? String(model.info.schedulerConfig['_class_name'] ?? 'default');
+const PREVIEW_FAMILY: Record<Family, LatentFamily> = { sd: 'sd', sdxl: 'sdxl', sd3: 'sd3', upscale: 'x4' };
+
+/** The sampler name of a folder's own scheduler class, for the infotext of jobs that did not pick one. */
+function folderSampler(className: unknown): SamplerName {
+  const spec = SAMPLER_TABLE.find((s) => s.diffusersClass === className && Object.keys(s.overrides).length === 0)
+    ?? SAMPLER_TABLE.find((s) => s.diffusersClass === className);
+  return spec?.name ?? 'euler';
 }

@@ -60,7 +60,8 @@ export async function resolveJob(
   if (useImages && request.maskImage) {
     const maskBytes = await readRef(request.maskImage, fetchInput);
     const mask = await decodeMask(maskBytes, width, height);
-    maskTensor = { data: maskToTensor(mask, width, height), dims: [1, 1, height, width] };
+    if (mask.resized) notes.push(`Mask resized from ${mask.resized.from.width}×${mask.resized.from.height} to ${width}×${height}.`);
+    maskTensor = { data: maskToTensor(mask.mask, width, height), dims: [1, 1, height, width] };
   }
 
   let depthMap = null;
