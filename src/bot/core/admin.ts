@@ -1,0 +1,142 @@
+/**
+ * `/sd-admin` logic, the same on every platform: adapters check who may run it, parse their platform's
+ * arguments into an `AdminCommand`, and show the returned lines. Every action is logged.
+ *
+ * Model loading and pausing go through `QueueAdmin`, which the queue implementation provides where it can;
+ * `QueueClient` itself has no control methods, so a missing one is answered plainly rather than faked.
+ */
+import type { QueueClient } from '../../queue/client.js';
+import { SAMPLERS, type SamplerName } from '../../queue/job.js';
+import { scopeKey, type BotState, type ScopeDefaults } from './bot-state.js';
+import { UserError } from './errors.js';
+import type { ModelCatalog } from './models.js';
+
+export type AdminCommand =
+  | { name: 'models' }
+  | { name: 'load'; model: string; worker?: string }
+  | { name: 'unload'; model: string; worker?: string }
+  | { name: 'default'; scope: 'server' | 'channel'; model?: string; sampler?: string; steps?: number; count?: number; clear?: boolean }
+  | { name: 'queue' }
+  | { name: 'pause'; worker?: string }
+  | { name: 'resume'; worker?: string }
+  | { name: 'cancel'; jobId: string }
+  | { name: 'limits'; maxJobsPerUser?: number }
+  | { name: 'ban'; userId: string }
+  | { name: 'unban'; userId: string };
+
+export const ADMIN_SUBCOMMANDS = ['models', 'load', 'unload', 'default', 'queue', 'pause', 'resume', 'cancel', 'limits', 'ban', 'unban'] as const;
+
+/** Queue controls beyond `QueueClient`; each is optional. */
+export interface QueueAdmin {
+  loadModel?(model: string, workerId?: string): Promise<void>;
+  unloadModel?(model: string, workerId?: string): Promise<void>;
+  pause?(workerId?: string): Promise<void>;
+  resume?(workerId?: string): Promise<void>;
+  /** Waiting jobs per model queue. */
+  depth?(): Promise<Record<string, number>>;
+}
+
+export interface AdminContext {
+  platform: string;
+  userId: string;
+  guildId?: string;
+  channelId?: string;
+}
+
+export interface AdminDeps {
+  queue: QueueClient;
+  queueAdmin?: QueueAdmin;
+  catalog: ModelCatalog;
+  state: BotState;
+  log: (entry: Record<string, unknown>, msg: string) => void;
+}
+
+export async function runAdmin(cmd: AdminCommand, ctx: AdminContext, deps: AdminDeps): Promise<string[]> {
+  const lines = await execute(cmd, ctx, deps);
+  deps.log({ admin: ctx.userId, platform: ctx.platform, guild: ctx.guildId, command: cmd }, `admin ${cmd.name}`);
+  return lines;
+}
+
+function unsupported(what: string): string[] {
+  return [`This queue can't ${what} from chat yet; do it on the engine host (\`sdbot engine\`).`];
+}
+
+async function execute(cmd: AdminCommand, ctx: AdminContext, deps: AdminDeps): Promise<string[]> {
+  const { queue, queueAdmin, catalog, state } = deps;
+  switch (cmd.name) {
+    case 'models': {
+      const workers = await queue.workers();
+      await catalog.refresh();
+      const ids = catalog.knownIds();
+      if (ids.length === 0) return ['No models are known: no worker is online and the models file lists none.'];
+      return ids.map((id) => {
+        const holders = workers.filter((w) => w.models.includes(id)).map((w) => `\`${w.id}\``);
+        const info = catalog.info(id);
+        const kind = [info.family, info.role && info.role !== 'base' ? info.role : ''].filter(Boolean).join(' ');
+        return `\`${id}\`${kind ? ` (${kind})` : ''}: ${holders.length ? `held by ${holders.join(', ')}` : 'not loaded'}`;
+      });
+    }
+    case 'load':
+    case 'unload': {
+      const fn = cmd.name === 'load' ? queueAdmin?.loadModel : queueAdmin?.unloadModel;
+      if (!fn) return unsupported(`${cmd.name} models`);
+      if (cmd.name === 'load' && !catalog.knownIds().includes(cmd.model)) throw new UserError(`I don't know the model \`${cmd.model}\`.`);
+      await fn.call(queueAdmin, cmd.model, cmd.worker);
+      return [`Asked ${cmd.worker ? `worker \`${cmd.worker}\`` : 'the workers'} to ${cmd.name} \`${cmd.model}\`.`];
+    }
+    case 'default':
+      return setDefault(cmd, ctx, deps);
+    case 'queue': {
+      const [workers, depth] = await Promise.all([queue.workers(), queueAdmin?.depth?.()]);
+      const lines = workers.length
+        ? workers.map((w) => `\`${w.id}\` on ${w.host} (${w.device})${w.paused ? ' paused' : ''}: ${w.currentJob ? `running \`${w.currentJob}\`` : 'idle'}; models ${w.models.map((m) => `\`${m}\``).join(', ') || 'none'}${w.stepsPerSecond ? `; ${w.stepsPerSecond.toFixed(1)} steps/s` : ''}`)
+        : ['No workers are online.'];
+      if (depth) lines.unshift(`Waiting: ${Object.entries(depth).map(([m, n]) => `${m} ${n}`).join(', ') || 'none'}`);
+      return lines;
+    }
+    case 'pause':
+    case 'resume': {
+      const fn = cmd.name === 'pause' ? queueAdmin?.pause : queueAdmin?.resume;
+      if (!fn) return unsupported(`${cmd.name} workers`);
+      await fn.call(queueAdmin, cmd.worker);
+      return [`${cmd.name === 'pause' ? 'Paused' : 'Resumed'} ${cmd.worker ? `worker \`${cmd.worker}\`` : 'all workers'}.`];
+    }
+    case 'cancel': {
+      const r = await queue.cancel(cmd.jobId, { userId: ctx.userId, isAdmin: true });
+      const text = { cancelled: 'Cancelled', 'not-found': 'No such job:', forbidden: 'Not allowed to cancel', finished: 'Already finished:' }[r];
+      return [`${text} \`${cmd.jobId}\`.`];
+    }
+    case 'limits':
+      if (cmd.maxJobsPerUser !== undefined) await state.setMaxJobsPerUser(cmd.maxJobsPerUser);
+      return [`Each user may have ${state.maxJobsPerUser} job(s) queued or running at once.`];
+    case 'ban':
+    case 'unban':
+      await state.setBanned(ctx.platform, cmd.userId, cmd.name === 'ban');
+      return [cmd.name === 'ban' ? `Banned user \`${cmd.userId}\` from making pictures.` : `User \`${cmd.userId}\` may make pictures again.`];
+  }
+}
+
+async function setDefault(cmd: Extract<AdminCommand, { name: 'default' }>, ctx: AdminContext, deps: AdminDeps): Promise<string[]> {
+  const id = cmd.scope === 'server' ? ctx.guildId : ctx.channelId;
+  if (!id) throw new UserError(`There is no ${cmd.scope} here to set defaults for.`);
+  const key = scopeKey(cmd.scope, ctx.platform, id);
+  if (cmd.clear) {
+    await deps.state.setDefaults(key, null);
+    return [`Cleared the ${cmd.scope} defaults.`];
+  }
+  const values: ScopeDefaults = {};
+  if (cmd.model !== undefined) {
+    if (!deps.catalog.knownIds().includes(cmd.model)) throw new UserError(`I don't know the model \`${cmd.model}\`.`);
+    values.model = cmd.model;
+  }
+  if (cmd.sampler !== undefined) {
+    if (!(SAMPLERS as readonly string[]).includes(cmd.sampler)) throw new UserError(`Unknown sampler \`${cmd.sampler}\`. Allowed: ${SAMPLERS.join(', ')}.`);
+    values.sampler = cmd.sampler as SamplerName;
+  }
+  if (cmd.steps !== undefined) values.steps = cmd.steps;
+  if (cmd.count !== undefined) values.count = cmd.count;
+  if (Object.keys(values).length) await deps.state.setDefaults(key, values);
+  const now = deps.state.getDefaults(key) ?? {};
+  const shown = Object.entries(now).map(([k, v]) => `${k} \`${String(v)}\``).join(', ');
+  return [`${cmd.scope === 'server' ? 'Server' : 'Channel'} defaults: ${shown || 'none'}.`];
+}
