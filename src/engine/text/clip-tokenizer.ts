@@ -4,7 +4,6 @@
  *   1. added tokens (specials, and e.g. the pad `!` of OpenCLIP configs) are cut out of the raw text first;
  *   2. each piece in between: ftfy.fix_text → whitespace clean → lowercase → CLIP regex → byte-level BPE.
  */
-import { join } from 'node:path';
 import { ClipBpe, bytesToUnicode } from './clip-bpe.js';
 import { clipCleanText } from './text-cleanup.js';
 import { readTokenizerFolder, type AddedToken, type TokenizerFolder } from './tokenizer-folder.js';
@@ -61,7 +60,7 @@ export class ClipTokenizer {
 
   /** Loads vocab.json, merges.txt, tokenizer_config.json and special_tokens_map.json from a tokenizer folder. */
   static async fromFolder(dir: string): Promise<ClipTokenizer> {
-    return new ClipTokenizer(await readTokenizerFolder(join(dir)));
+    return new ClipTokenizer(await readTokenizerFolder(dir));
   }
 
   private tokenId(token: string): number {
