@@ -1,7 +1,7 @@
 /**
  * Sigma schedules of the k-diffusion family as diffusers 0.30.3 builds them (Euler, Euler a, Heun, DPM2, DPM2 a,
  * LMS): the training sigmas, the inference timesteps, their sigmas by linear interpolation, Karras' schedule and the
- * sigma → timestep inverse, plus the step-index bookkeeping every one of these schedulers shares.
+ * sigma → timestep inverse, plus the scheduler base these classes share (step index, c_in scaling, add_noise).
  *
  * diffusers computes these with numpy in float64 and stores them as float32 torch tensors; here the arithmetic runs in
  * float64 and every stored value is rounded to float32 (`Math.fround`) where diffusers stores a float32.
@@ -14,7 +14,7 @@ const f32 = Math.fround;
 
 // ─── config access ──────────────────────────────────────────────────────────────────────────────────────────────
 
-/** A config value that diffusers would read with `self.config.<key>`; `undefined`/`null` when absent or None. */
+/** A numeric config value as diffusers reads `self.config.<key>`; null when the key is absent or None. */
 export function configNumber(config: SchedulerConfig, key: string): number | null {
   const v = config[key];
   if (v === undefined || v === null) return null;

@@ -35,8 +35,8 @@ export const lmsDefaults = {
 const LMS_ORDER = 4;
 
 // 4-point Gauss-Legendre: exact for the cubic (at most) Lagrange basis polynomials, as scipy's quad is
-const GAUSS_NODES = [-0.8611363115940526, -0.3399810435848563, 0.3399810435848563, 0.8611363115940526];
-const GAUSS_WEIGHTS = [0.3478548451374538, 0.6521451548625461, 0.6521451548625461, 0.3478548451374538];
+const GAUSS_NODES = [-0.8611363115940526, -0.33998104358485626, 0.33998104358485626, 0.8611363115940526];
+const GAUSS_WEIGHTS = [0.34785484513745357, 0.6521451548625464, 0.6521451548625464, 0.34785484513745357];
 
 /**
  * get_lms_coefficient: ∫ over [sigmas[i], sigmas[i+1]] of the Lagrange basis polynomial that is 1 at
