@@ -12,6 +12,16 @@ import { KDPM2DiscreteScheduler, kdpm2Defaults } from './samplers/kdpm2.js';
 import { KDPM2AncestralDiscreteScheduler, kdpm2AncestralDefaults } from './samplers/kdpm2-ancestral.js';
 import { LMSDiscreteScheduler, lmsDefaults } from './samplers/lms.js';
 // ── VP / multistep family (DDIM, DDPM, PNDM, DPM-Solver, UniPC, DEIS, LCM, flow-match): imports go here ──
+import { DDIMScheduler, ddimDefaults } from './samplers/ddim.js';
+import { DDPMScheduler, ddpmDefaults } from './samplers/ddpm.js';
+import { PNDMScheduler, pndmDefaults } from './samplers/pndm.js';
+import { DPMSolverMultistepScheduler, dpmSolverMultistepDefaults } from './samplers/dpm-solver-multistep.js';
+import { DPMSolverSinglestepScheduler, dpmSolverSinglestepDefaults } from './samplers/dpm-solver-singlestep.js';
+import { UniPCMultistepScheduler, unipcDefaults } from './samplers/unipc.js';
+import { DEISMultistepScheduler, deisDefaults } from './samplers/deis.js';
+import { LCMScheduler, lcmDefaults } from './samplers/lcm.js';
+import { FlowMatchEulerDiscreteScheduler, flowMatchEulerDefaults } from './samplers/flow-match-euler.js';
+import { FlowDpmpp2mScheduler, flowDpmpp2mDefaults } from './samplers/flow-dpmpp-2m.js';
 
 export type { NoiseSampler, Scheduler, SchedulerConfig } from './scheduler.js';
 
@@ -52,6 +62,8 @@ export const SAMPLER_TABLE: readonly SamplerSpec[] = [
   { name: 'lcm', diffusersClass: 'LCMScheduler', overrides: {}, label: 'LCM' },
   { name: 'flow_euler', diffusersClass: 'FlowMatchEulerDiscreteScheduler', overrides: {}, label: 'Euler (flow)' },
   // ── flow_dpmpp_2m: the VP / multistep helper adds its entry here ──
+  // not a diffusers class: SD3.5's reference sample_dpmpp_2m on the FlowMatchEulerDiscreteScheduler schedule
+  { name: 'flow_dpmpp_2m', diffusersClass: 'FlowDpmpp2mScheduler', overrides: {}, label: 'DPM++ 2M (flow)' },
 ];
 
 interface SchedulerClass {
@@ -77,6 +89,26 @@ const CLASSES: Readonly<Record<string, SchedulerClass>> = {
   // ── VP / multistep family: DDIMScheduler, DDPMScheduler, PNDMScheduler, DPMSolverMultistepScheduler,
   //    DPMSolverSinglestepScheduler, UniPCMultistepScheduler, DEISMultistepScheduler, LCMScheduler,
   //    FlowMatchEulerDiscreteScheduler entries go here ──
+  DDIMScheduler: { defaults: ddimDefaults, create: (c, n) => new DDIMScheduler(c, n) },
+  DDPMScheduler: { defaults: ddpmDefaults, create: (c, n) => new DDPMScheduler(c, n) },
+  PNDMScheduler: { defaults: pndmDefaults, create: (c, n) => new PNDMScheduler(c, n) },
+  DPMSolverMultistepScheduler: {
+    defaults: dpmSolverMultistepDefaults,
+    create: (c, n) => new DPMSolverMultistepScheduler(c, n),
+  },
+  DPMSolverSinglestepScheduler: {
+    defaults: dpmSolverSinglestepDefaults,
+    create: (c, n) => new DPMSolverSinglestepScheduler(c, n),
+  },
+  UniPCMultistepScheduler: { defaults: unipcDefaults, create: (c, n) => new UniPCMultistepScheduler(c, n) },
+  DEISMultistepScheduler: { defaults: deisDefaults, create: (c, n) => new DEISMultistepScheduler(c, n) },
+  // LCM img2img: its pipeline passes strength to set_timesteps instead of slicing (new LCMScheduler(c, n, { strength }))
+  LCMScheduler: { defaults: lcmDefaults, create: (c, n) => new LCMScheduler(c, n) },
+  FlowMatchEulerDiscreteScheduler: {
+    defaults: flowMatchEulerDefaults,
+    create: (c, n) => new FlowMatchEulerDiscreteScheduler(c, n),
+  },
+  FlowDpmpp2mScheduler: { defaults: flowDpmpp2mDefaults, create: (c, n) => new FlowDpmpp2mScheduler(c, n) },
 };
 
 /** The diffusers class names the factory can build. */

@@ -74,8 +74,8 @@ export class DEISMultistepScheduler implements Scheduler {
     if (c.solver_order < 1 || c.solver_order > 3) throw new Error('DEISMultistepScheduler supports solver_order 1 to 3');
     const train = multistepTraining(c, false);
     const base = multistepTimesteps(c, numInferenceSteps, c.num_train_timesteps);
-    const schedule = multistepSchedule(c, train, base, numInferenceSteps, c.use_exponential_sigmas === true);
-    // a built (Karras) schedule repeats its last sigma; an interpolated one ends on the smallest training sigma
+    const schedule = multistepSchedule(c, train, base, numInferenceSteps, false);
+    // a Karras schedule repeats its last sigma; an interpolated one ends on the smallest training sigma
     const final = schedule.source === 'converted' ? schedule.sigmas[schedule.sigmas.length - 1]! : train.sigmas[0]!;
     this.timesteps = schedule.timesteps;
     this.sigmas = [...schedule.sigmas, Math.fround(final)];

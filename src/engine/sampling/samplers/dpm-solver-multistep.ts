@@ -76,8 +76,7 @@ export class DPMSolverMultistepScheduler implements Scheduler {
     const train = multistepTraining(c, true);
     const last = c.num_train_timesteps - clippedSteps(train, c.lambda_min_clipped);
     const base = multistepTimesteps(c, numInferenceSteps, last);
-    const logLinear = c.use_lu_lambdas === true || c.use_exponential_sigmas === true;
-    const schedule = multistepSchedule(c, train, base, numInferenceSteps, logLinear);
+    const schedule = multistepSchedule(c, train, base, numInferenceSteps, c.use_lu_lambdas === true);
     this.timesteps = schedule.timesteps;
     this.sigmas = [...schedule.sigmas, Math.fround(dpmFinalSigma(c, train))];
     this.index = new StepIndex(this.timesteps, true);

@@ -87,7 +87,7 @@ export class DPMSolverSinglestepScheduler implements Scheduler {
     const train = multistepTraining(c, false);
     const last = c.num_train_timesteps - clippedSteps(train, c.lambda_min_clipped);
     const base = multistepTimesteps({ ...c, timestep_spacing: 'linspace' }, numInferenceSteps, last);
-    const schedule = multistepSchedule(c, train, base, numInferenceSteps, c.use_exponential_sigmas === true);
+    const schedule = multistepSchedule(c, train, base, numInferenceSteps, false);
     this.timesteps = schedule.timesteps;
     this.sigmas = [...schedule.sigmas, Math.fround(dpmFinalSigma(c, train))];
     // set_timesteps turns lower_order_final on for an uneven step count or a zero final sigma

@@ -85,8 +85,8 @@ export interface MultistepSchedule {
 
 /**
  * The sigmas for the timesteps: interpolated from the training sigmas, or a built schedule whose timesteps are read
- * back with sigma_to_t and rounded to integers: use_karras_sigmas, else `logLinear` (DPM-Solver's use_lu_lambdas;
- * the "exponential" schedule, which diffusers 0.30.3 lacks, is the same log-linear ramp).
+ * back with sigma_to_t and rounded to integers: use_karras_sigmas, else `logLinear` (DPM-Solver multistep's
+ * use_lu_lambdas: uniform in lambda between the training extremes).
  */
 export function multistepSchedule(
   config: SchedulerConfig,

@@ -100,11 +100,11 @@ export class UniPCMultistepScheduler implements Scheduler {
     this.disabled = new Set(c.disable_corrector);
     const train = multistepTraining(c, true);
     const base = multistepTimesteps(c, numInferenceSteps, c.num_train_timesteps);
-    const schedule = multistepSchedule(c, train, base, numInferenceSteps, c.use_exponential_sigmas === true);
+    const schedule = multistepSchedule(c, train, base, numInferenceSteps, false);
     let final: number;
     if (c.final_sigmas_type === 'zero') final = 0;
     else if (c.final_sigmas_type === 'sigma_min') {
-      // a built schedule ends on its own last sigma, an interpolated one on the smallest training sigma
+      // a Karras schedule ends on its own last sigma, an interpolated one on the smallest training sigma
       final = schedule.source === 'converted' ? schedule.sigmas[schedule.sigmas.length - 1]! : train.sigmas[0]!;
     } else throw new Error(`final_sigmas_type must be one of 'zero' or 'sigma_min', got ${String(c.final_sigmas_type)}`);
     this.timesteps = schedule.timesteps;
