@@ -133,6 +133,8 @@ describe('decodeImage', () => {
     expect((await rejection(decodeImage(bmp))).message).toBe("BMP images aren't supported; send a PNG, JPEG, WebP, GIF or AVIF image");
     const svg = new TextEncoder().encode('<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>');
     expect((await rejection(decodeImage(svg))).message).toMatch(/^SVG images aren't supported/);
+    const heic = new Uint8Array([0, 0, 0, 24, ...new TextEncoder().encode('ftypheic\0\0\0\0mif1heic'), ...new Uint8Array(64)]);
+    expect((await rejection(decodeImage(heic))).message).toMatch(/^HEIC photos aren't supported; send a PNG, JPEG, WebP, GIF or AVIF image/);
     const tiff = await sharp(redBlue(), { raw: { width: 4, height: 2, channels: 3 } }).tiff().toBuffer();
     expect((await rejection(decodeImage(new Uint8Array(tiff)))).message).toMatch(/^TIFF images aren't supported/);
   });

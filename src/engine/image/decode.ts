@@ -26,6 +26,8 @@ export interface DecodedMask {
 }
 
 const SUPPORTED = 'PNG, JPEG, WebP, GIF or AVIF';
+// sharp's prebuilt libheif decodes AV1 (AVIF) only; HEVC-coded HEIC photos fail at the header or at decode.
+const HEIC_UNSUPPORTED = `HEIC photos aren't supported; send a ${SUPPORTED} image (on iPhone: Settings › Camera › Formats › Most Compatible)`;
 const WHITE = { r: 255, g: 255, b: 255 };
 
 interface Probed {
@@ -51,9 +53,7 @@ async function probe(bytes: Uint8Array, limits: ImageLimits): Promise<Probed> {
     // No pixel limit here: the header must be read to give the user the real dimensions.
     meta = await sharp(bytes, { limitInputPixels: false }).metadata();
   } catch {
-    if (format === 'heif') {
-      throw new BadRequestError(`HEIC photos aren't supported; send a ${SUPPORTED} image (on iPhone: Settings › Camera › Formats › Most Compatible)`);
-    }
+    if (format === 'heif') throw new BadRequestError(HEIC_UNSUPPORTED);
     throw new BadRequestError(`That ${formatLabel(format)} file looks damaged; I couldn't read it`);
   }
   const { width, height } = meta.autoOrient ?? meta;
@@ -75,6 +75,7 @@ async function rawPixels(img: Sharp, format: ImageFormat): Promise<{ data: Uint8
     const { data, info } = await img.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
     return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), info };
   } catch {
+    if (format === 'heif') throw new BadRequestError(HEIC_UNSUPPORTED);
     throw new BadRequestError(`That ${formatLabel(format)} file looks damaged or cut short; I couldn't decode it`);
   }
 }

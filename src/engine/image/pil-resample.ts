@@ -117,22 +117,34 @@ function resampleHorizontal(
 ): Uint8Array {
   const out = new Uint8Array(outW * rows * channels);
   const { ksize, start, count, weights } = c;
-  const acc = new Float64Array(channels);
+  // Scalar accumulators per channel: the generic per-channel array loop is ~3x slower on RGB.
   for (let y = 0; y < rows; y++) {
     const rowIn = (y + rowFirst) * inW * channels;
-    const rowOut = y * outW * channels;
+    let o = y * outW * channels;
     for (let xx = 0; xx < outW; xx++) {
-      acc.fill(HALF);
       const n = count[xx] as number;
       const kBase = xx * ksize;
       let p = rowIn + (start[xx] as number) * channels;
-      for (let x = 0; x < n; x++) {
-        const w = weights[kBase + x] as number;
-        for (let ch = 0; ch < channels; ch++) acc[ch] = (acc[ch] as number) + (src[p + ch] as number) * w;
-        p += channels;
+      if (channels === 3) {
+        let a0 = HALF;
+        let a1 = HALF;
+        let a2 = HALF;
+        for (let x = 0; x < n; x++, p += 3) {
+          const w = weights[kBase + x] as number;
+          a0 += (src[p] as number) * w;
+          a1 += (src[p + 1] as number) * w;
+          a2 += (src[p + 2] as number) * w;
+        }
+        out[o++] = clip8(a0);
+        out[o++] = clip8(a1);
+        out[o++] = clip8(a2);
+      } else {
+        for (let ch = 0; ch < channels; ch++) {
+          let a = HALF;
+          for (let x = 0, q = p + ch; x < n; x++, q += channels) a += (src[q] as number) * (weights[kBase + x] as number);
+          out[o++] = clip8(a);
+        }
       }
-      const o = rowOut + xx * channels;
-      for (let ch = 0; ch < channels; ch++) out[o + ch] = clip8(acc[ch] as number);
     }
   }
   return out;
@@ -143,7 +155,7 @@ function resampleVertical(
 ): Uint8Array {
   const stride = width * channels;
   const out = new Uint8Array(outH * stride);
-  const acc = new Float64Array(stride);
+  const acc = new Int32Array(stride); // sums stay within ±2^31: |Σ weights| < 2^23, pixels < 2^8
   const { ksize, start, count, weights } = c;
   for (let yy = 0; yy < outH; yy++) {
     acc.fill(HALF);
