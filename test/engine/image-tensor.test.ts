@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { rgbToGray } from '../../src/engine/image/gray.js';
 import { imageToTensor, maskToTensor, roundHalfEven, tensorToImages } from '../../src/engine/image/tensor.js';
 
 describe('imageToTensor', () => {
@@ -96,5 +97,13 @@ describe('maskToTensor', () => {
   it('binarises at 0.5 of the 0..1 scale (127 → 0, 128 → 1)', () => {
     const t = maskToTensor(Uint8Array.from([0, 127, 128, 255]), 2, 2);
     expect(Array.from(t)).toEqual([0, 0, 1, 1]);
+  });
+});
+
+describe('rgbToGray', () => {
+  it('is PIL convert("L"): exact on gray, 601-2 weights in 16-bit fixed point', () => {
+    expect(Array.from(rgbToGray(Uint8Array.from([0, 0, 0, 77, 77, 77, 255, 255, 255, 255, 0, 0, 0, 255, 0, 0, 0, 255, 10, 200, 30])))).toEqual([
+      0, 77, 255, 76, 150, 29, 124,
+    ]);
   });
 });

@@ -6,6 +6,7 @@ import sharp from 'sharp';
 import type { Metadata, OutputInfo, Sharp } from 'sharp';
 import { BadRequestError } from '../../queue/job.js';
 import { MAX_SIDE, describeBytes, describePixelLimit, resolveLimits, type ImageLimits } from './limits.js';
+import { pilLuma } from './gray.js';
 import { resizeGray, type Size } from './pil-resample.js';
 import { formatLabel, sniffImage, type ImageFormat } from './sniff.js';
 import type { RgbImage } from './types.js';
@@ -94,7 +95,7 @@ export async function decodeImage(bytes: Uint8Array, limits?: Partial<ImageLimit
 }
 
 /**
- * PIL's `convert("L")` (ITU-R 601-2 luma in 16-bit fixed point) of RGB or RGBA pixels, plus AUTOMATIC1111's alpha
+ * PIL's `convert("L")` of RGB or RGBA pixels, plus AUTOMATIC1111's alpha
  * rule: any pixel that is not fully opaque counts as repaint (white), so a picture with the area to redo erased
  * works as a mask.
  */
@@ -105,7 +106,7 @@ function maskLuma(data: Uint8Array, channels: 3 | 4, plane: number): Uint8Array 
       out[i] = 255;
       continue;
     }
-    out[i] = ((data[p] as number) * 19595 + (data[p + 1] as number) * 38470 + (data[p + 2] as number) * 7471 + 0x8000) >> 16;
+    out[i] = pilLuma(data[p] as number, data[p + 1] as number, data[p + 2] as number);
   }
   return out;
 }

@@ -5,6 +5,7 @@ export { sniffImage, type ImageFormat, type Sniffed } from './sniff.js';
 export { decodeImage, decodeMask, type DecodedImage, type DecodedMask } from './decode.js';
 export { loadImageRef, type RedisGetter } from './image-ref.js';
 export { imageToTensor, tensorToImages, maskToTensor, roundHalfEven, type TensorRange } from './tensor.js';
+export { pilLuma, rgbToGray } from './gray.js';
 export { resizeU8, resizeRgb, resizeGray, type PilFilter, type Size } from './pil-resample.js';
 export { interpolateBicubic, interpolateNearest, type PlaneShape } from './torch-interpolate.js';
 export { addPngText, readPngText, readPngParameters, type PngTextEntry } from './png-text.js';
