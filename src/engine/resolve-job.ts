@@ -5,7 +5,7 @@
 import type { LoadedModel } from './loaded-model.js';
 import type { PipelineParams } from './pipelines/types.js';
 import { FAMILY_DEFAULTS } from './defaults.js';
-import { decodeImage, decodeMask, imageToTensor, loadImageRef, maskToTensor, resizeRgb } from './image/index.js';
+import { decodeImage, decodeMask, imageToTensor, loadImageRef, maskToTensor, resizeRgb, rgbToGray } from './image/index.js';
 import { BadRequestError, seedForImage, type GenerationRequest, type ImageRef } from '../queue/job.js';
 
 /** Largest side the engine accepts, and the pixel budget: beyond them a UNet step on a chat bot's GPU takes too long. */
@@ -54,7 +54,9 @@ export async function resolveJob(
   let initTensor = null;
   let maskTensor = null;
   if (init) {
-    const rgb = init.width === width && init.height === height ? init.rgb : resizeRgb(init.rgb, init.width, init.height, { width, height }, 'lanczos');
+    // diffusers' VaeImageProcessor resamples with LANCZOS; the x4 upscaler's processor is configured for bicubic.
+    const filter = info.family === 'upscale' ? 'bicubic' : 'lanczos';
+    const rgb = init.width === width && init.height === height ? init.rgb : resizeRgb(init.rgb, init.width, init.height, { width, height }, filter);
     initTensor = { data: imageToTensor(rgb, width, height), dims: [1, 3, height, width] };
   }
   if (useImages && request.maskImage) {
@@ -67,7 +69,8 @@ export async function resolveJob(
   let depthMap = null;
   if (useImages && request.depthImage) {
     const d = await decodeImage(await readRef(request.depthImage, fetchInput));
-    depthMap = { data: luma(d.rgb), width: d.width, height: d.height };
+    // The depth pipeline reads a map as PIL "L" values / 255.
+    depthMap = { data: Float32Array.from(rgbToGray(d.rgb), (v) => Math.fround(v / 255)), width: d.width, height: d.height };
   }
 
   return {
@@ -92,16 +95,6 @@ export async function resolveJob(
       microConditioning: { originalSize: request.originalSize, cropTopLeft: request.cropTopLeft, targetSize: request.targetSize },
     },
   };
-}
-
-/** PIL's convert("L") (ITU-R 601-2 luma in 16-bit fixed point), then / 255 as the depth pipeline reads a map. */
-function luma(rgb: Uint8Array): Float32Array {
-  const out = new Float32Array(rgb.length / 3);
-  for (let i = 0; i < out.length; i++) {
-    const l = (rgb[i * 3]! * 19595 + rgb[i * 3 + 1]! * 38470 + rgb[i * 3 + 2]! * 7471 + 0x8000) >> 16;
-    out[i] = Math.fround(l / 255);
-  }
-  return out;
 }
 
 async function readRef(ref: ImageRef, fetchInput?: (key: string) => Promise<Uint8Array | null>): Promise<Uint8Array> {

@@ -50,15 +50,35 @@ export function betas(config: SchedulerConfig): Float32Array {
   }
 }
 
-/** torch.cumprod(1 - betas) in float32. */
-export function alphasCumprod(config: SchedulerConfig): Float32Array {
-  const b = betas(config);
-  const out = new Float32Array(b.length);
+/**
+ * torch.cumprod on a CPU float32 tensor. The CPU kernel accumulates in double (`acc_type<float>` is double) and
+ * rounds each partial product to float32, so a float32 running product drifts from it by up to ~1e-6.
+ */
+export function torchCumprodF32(values: Float32Array): Float32Array {
+  const out = new Float32Array(values.length);
   let acc = 1;
-  for (let i = 0; i < b.length; i++) {
-    acc = f32(acc * f32(1 - b[i]!));
+  for (let i = 0; i < values.length; i++) {
+    acc *= values[i]!;
     out[i] = acc;
   }
+  return out;
+}
+
+/** torch.cumprod(1 - betas) on float32 tensors. */
+export function alphasCumprod(config: SchedulerConfig): Float32Array {
+  return torchCumprodF32(betas(config).map((b) => f32(1 - b)));
+}
+
+/**
+ * np.arange(start, stop, step) for floats: numpy fills element i as start + i * ((start + step) - start), which is
+ * not always start + i * step (it decides how "trailing" timesteps like 937.5 round).
+ */
+export function numpyArange(start: number, stop: number, step: number): number[] {
+  const count = Math.max(Math.ceil((stop - start) / step), 0);
+  const out: number[] = [];
+  const second = start + step;
+  const delta = second - start;
+  for (let i = 0; i < count; i++) out.push(i === 0 ? start : i === 1 ? second : start + i * delta);
   return out;
 }
 
@@ -92,9 +112,7 @@ export function spacedTimesteps(config: SchedulerConfig, n: number): number[] {
     }
     case 'trailing': {
       const ratio = T / n;
-      // numpy arange(T, 0, -ratio) has ceil(T / ratio) elements start + i * step.
-      const count = Math.ceil(T / ratio);
-      for (let i = count - 1; i >= 0; i--) out.push(roundHalfEven(T - i * ratio) - 1);
+      for (const v of numpyArange(T, 0, -ratio).reverse()) out.push(roundHalfEven(v) - 1);
       break;
     }
     default:

@@ -6,7 +6,10 @@
  * diffusers computes these with numpy in float64 and stores them as float32 torch tensors; here the arithmetic runs in
  * float64 and every stored value is rounded to float32 (`Math.fround`) where diffusers stores a float32.
  */
-import { betas as scheduleBetas, spacedTimesteps, roundHalfEven } from './noise-schedule.js';
+import { betas as scheduleBetas, spacedTimesteps, roundHalfEven, numpyArange, torchCumprodF32 } from './noise-schedule.js';
+
+// Re-exported for the samplers that import them from here; they live with the other torch/numpy-exact primitives.
+export { numpyArange, torchCumprodF32 };
 import type { NoiseSampler, Scheduler, SchedulerConfig } from './scheduler.js';
 import { StepIndex } from './samplers/step-index.js';
 
@@ -32,20 +35,6 @@ export function configString(config: SchedulerConfig, key: string, fallback: str
 }
 
 // ─── training schedule ──────────────────────────────────────────────────────────────────────────────────────────
-
-/**
- * torch.cumprod on a CPU float32 tensor. The CPU kernel accumulates in double (`acc_type<float>` is double) and
- * rounds each partial product to float32, so a float32 running product drifts from it by up to ~1e-6.
- */
-export function torchCumprodF32(values: Float32Array): Float32Array {
-  const out = new Float32Array(values.length);
-  let acc = 1;
-  for (let i = 0; i < values.length; i++) {
-    acc *= values[i]!;
-    out[i] = acc;
-  }
-  return out;
-}
 
 /** diffusers' rescale_zero_terminal_snr (arXiv 2305.08891, Algorithm 1), float32 like its torch original. */
 export function rescaleZeroTerminalSnr(betas: Float32Array): Float32Array {
@@ -107,19 +96,6 @@ export function trainingSigmas(config: SchedulerConfig, opts: TrainingOptions = 
 }
 
 // ─── inference timesteps and sigmas ─────────────────────────────────────────────────────────────────────────────
-
-/**
- * np.arange(start, stop, step) for floats: numpy fills element i as start + i * ((start + step) - start), which is
- * not always start + i * step (it decides how "trailing" timesteps like 937.5 round).
- */
-export function numpyArange(start: number, stop: number, step: number): number[] {
-  const count = Math.max(Math.ceil((stop - start) / step), 0);
-  const out: number[] = [];
-  const second = start + step;
-  const delta = second - start;
-  for (let i = 0; i < count; i++) out.push(i === 0 ? start : i === 1 ? second : start + i * delta);
-  return out;
-}
 
 /**
  * The descending timesteps of the sigma schedulers' set_timesteps, float32 values: "linspace" (fractional),
