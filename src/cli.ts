@@ -11,6 +11,7 @@ const program = new Command('sdbot').description('Self-hosted Stable Diffusion b
 // Subcommand registrations (one line each):
 registerGenerate(program);
 registerTokenize(program);
+(await import('./cli/commands.js')).registerCommands(program);
 (await import('./cli/engine.js')).registerEngine(program);
 
 await program.parseAsync(process.argv);

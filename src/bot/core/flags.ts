@@ -38,8 +38,8 @@ export function splitFlags(text: string): SplitPrompt {
 
 function takeValue(option: OptionSpec, raw: string): [string, string] {
   if (option.type === 'text') return [raw, ''];
-  // "0, 0" for a crop and "16 : 9" for a ratio are one value.
-  const joined = raw.replace(/^(\d+)\s*([,:x×])\s*(\d+)/i, '$1$2$3');
+  // "0, 0" for a crop and "16 : 9" for a ratio are one value; quotes around a value are not part of it.
+  const joined = raw.replace(/^(\d+)\s*([,:x×])\s*(\d+)/i, '$1$2$3').replace(/^(["'“‘])([^\s"'”’]*)["'”’]/, '$2');
   const space = joined.search(/\s/);
   return space < 0 ? [joined, ''] : [joined.slice(0, space), joined.slice(space + 1).trim()];
 }
