@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Scheduler, SchedulerConfig } from '../../src/engine/sampling/scheduler.js';
 import { TorchGenerator } from '../../src/engine/sampling/torch-rng.js';
+import { trainingSigmas } from '../../src/engine/sampling/sigmas.js';
 import { DDIMScheduler, ddimDefaults } from '../../src/engine/sampling/samplers/ddim.js';
 import { DDPMScheduler, ddpmDefaults } from '../../src/engine/sampling/samplers/ddpm.js';
 import { PNDMScheduler, pndmDefaults } from '../../src/engine/sampling/samplers/pndm.js';
@@ -272,4 +273,157 @@ describe('sd35_flow', () => {
       expectClose(x, c.x_final, `${c.sampler} x_final`);
     });
   }
+});
+
+/**
+ * Any step count, spacing, order and prediction type: with an oracle model that knows x0 and the noise, an exact
+ * solver keeps x_k = alpha_k x0 + sigma_k eps at every step (the higher-order terms vanish: the prediction is
+ * constant), so its result is x0 when the schedule ends at sigma 0, or alpha x0 + sigma eps at its final sigma.
+ */
+describe('oracle model: exact at any step count', () => {
+  const sd15 = {
+    num_train_timesteps: 1000,
+    beta_start: 0.00085,
+    beta_end: 0.012,
+    beta_schedule: 'scaled_linear',
+    trained_betas: null,
+    prediction_type: 'epsilon',
+    timestep_spacing: 'leading',
+    steps_offset: 1,
+    set_alpha_to_one: false,
+    clip_sample: false,
+  } as SchedulerConfig;
+  /** A config for the constructors: sd15 with the case's keys on top. */
+  const cfg = (extra: Record<string, unknown>): SchedulerConfig => ({ ...sd15, ...extra }) as SchedulerConfig;
+  const x0 = new TorchGenerator(107).randn([1, 4, 8, 8]);
+  const eps = new TorchGenerator(7).randn([1, 4, 8, 8]);
+  const mix = (a: number, b: number): Float32Array => x0.map((v, i) => a * v + b * eps[i]!);
+  const trainSigmas = trainingSigmas(sd15).sigmas;
+  const trainingSigma = (t: number): number => trainSigmas[t]!;
+  const vp = (sigma: number): [number, number] => [1 / Math.sqrt(sigma * sigma + 1), sigma / Math.sqrt(sigma * sigma + 1)];
+
+  /** What the model returns for x at VP level (alpha, sigma): eps, v or x0, computed from x itself. */
+  function oracle(x: Float32Array, alpha: number, sigma: number, prediction: string): Float32Array {
+    return x.map((xi, i) => {
+      const e = (xi - alpha * x0[i]!) / sigma;
+      if (prediction === 'epsilon') return e;
+      if (prediction === 'v_prediction') return alpha * e - sigma * x0[i]!;
+      return x0[i]!;
+    });
+  }
+
+  /** Runs a sigma-indexed VP solver from alpha_0 x0 + sigma_0 eps and checks every step against the oracle path. */
+  function sigmaPath(s: Scheduler, prediction: string, what: string): void {
+    const sig = s.sigmas!;
+    let x = mix(...vp(sig[0]!));
+    s.timesteps.forEach((t, k) => {
+      const [a, b] = vp(sig[k]!);
+      x = s.step(oracle(x, a, b, prediction), t, x, () => eps);
+      const [a1, b1] = vp(sig[k + 1]!);
+      expectClose(x, Array.from(mix(a1, b1)), `${what} step ${k}`);
+    });
+  }
+
+  const STEPS = [1, 2, 3, 4, 7, 16, 25, 50];
+  const PREDICTIONS = ['epsilon', 'v_prediction', 'sample'];
+  const SPACINGS = ['leading', 'trailing', 'linspace'] as const;
+
+  it('DPMSolverMultistep: orders 1-3, midpoint/heun, Karras/lu, final sigma zero/sigma_min, ODE algorithms', () => {
+    for (const n of STEPS) {
+      for (const timestep_spacing of SPACINGS) {
+        for (const prediction_type of PREDICTIONS) {
+          for (const extra of [
+            {},
+            { solver_order: 3 },
+            { solver_order: 1 },
+            { solver_type: 'heun', lower_order_final: false },
+            { use_karras_sigmas: true, solver_order: 3 },
+            { use_lu_lambdas: true },
+            { final_sigmas_type: 'sigma_min', euler_at_final: true },
+            { algorithm_type: 'dpmsolver', final_sigmas_type: 'sigma_min', solver_order: 3 },
+            { algorithm_type: 'dpmsolver', final_sigmas_type: 'sigma_min', solver_type: 'heun' },
+          ]) {
+            const config = cfg({ timestep_spacing, prediction_type, ...extra });
+            sigmaPath(new DPMSolverMultistepScheduler(config, n), prediction_type, `dpm ${JSON.stringify(extra)} ${n}`);
+          }
+        }
+      }
+    }
+  });
+
+  it('DPMSolverSinglestep, UniPC, DEIS: orders 1-3 and their variants', () => {
+    for (const n of STEPS) {
+      for (const prediction_type of PREDICTIONS) {
+        for (const extra of [{}, { solver_order: 3 }, { solver_order: 3, solver_type: 'heun' }, { use_karras_sigmas: true }]) {
+          // order 3 with n = 2 (mod 3) ends on a second-order step onto sigma 0, inf * 0 in diffusers too
+          if (extra.solver_order === 3 && n % 3 === 2) continue;
+          const config = cfg({ prediction_type, ...extra });
+          sigmaPath(new DPMSolverSinglestepScheduler(config, n), prediction_type, `single ${JSON.stringify(extra)} ${n}`);
+        }
+        for (const timestep_spacing of SPACINGS) {
+          for (const extra of [
+            {},
+            { solver_order: 3 },
+            { solver_order: 3, solver_type: 'bh1' },
+            // noise prediction onto sigma 0 multiplies 0 by expm1(inf): NaN in diffusers too, so end on sigma_min
+            { predict_x0: false, solver_order: 3, final_sigmas_type: 'sigma_min' },
+            { use_karras_sigmas: true, final_sigmas_type: 'sigma_min' },
+            // (a higher-order step onto sigma 0 divides by r_k = 0, in diffusers too: lower_order_final exists for that)
+            { disable_corrector: [0, 2], lower_order_final: false, final_sigmas_type: 'sigma_min' },
+          ]) {
+            const config = cfg({ timestep_spacing, prediction_type, ...extra });
+            sigmaPath(new UniPCMultistepScheduler(config, n), prediction_type, `unipc ${JSON.stringify(extra)} ${n}`);
+          }
+          for (const extra of [{}, { solver_order: 3 }, { use_karras_sigmas: true, solver_order: 3 }]) {
+            const config = cfg({ timestep_spacing, prediction_type, ...extra });
+            sigmaPath(new DEISMultistepScheduler(config, n), prediction_type, `deis ${JSON.stringify(extra)} ${n}`);
+          }
+        }
+      }
+    }
+  });
+
+  // "trailing" can end on t >= T // n, whose step stops at alphas_cumprod[0] instead of the final alpha 1
+  it('DDIM and PNDM (PLMS and PRK) reach x0 with set_alpha_to_one', () => {
+    const acp = (t: number): number => 1 / (1 + trainingSigma(t) ** 2);
+    for (const n of [4, 7, 16, 25, 50]) {
+      for (const prediction_type of ['epsilon', 'v_prediction']) {
+        const schedulers: Scheduler[] = [
+          new DDIMScheduler(cfg({ prediction_type, set_alpha_to_one: true }), n),
+          new DDIMScheduler(cfg({ prediction_type, set_alpha_to_one: true, timestep_spacing: 'linspace' }), n),
+        ];
+        // PLMS averages outputs of different steps: only a constant epsilon is exact for it
+        if (prediction_type === 'epsilon') {
+          schedulers.push(
+            new PNDMScheduler(cfg({ set_alpha_to_one: true, skip_prk_steps: true }), n),
+            new PNDMScheduler(cfg({ set_alpha_to_one: true, skip_prk_steps: false }), n),
+          );
+        }
+        for (const s of schedulers) {
+          const t0 = s.timesteps[0]!;
+          let x = mix(Math.sqrt(acp(t0)), Math.sqrt(1 - acp(t0)));
+          for (const t of s.timesteps) x = s.step(oracle(x, Math.sqrt(acp(t)), Math.sqrt(1 - acp(t)), prediction_type), t, x, () => eps);
+          expectClose(x, Array.from(x0), `${s.constructor.name} ${prediction_type} ${n}`);
+        }
+      }
+    }
+  });
+
+  it('flow Euler and flow DPM++ 2M reach x0 for a constant velocity', () => {
+    for (const n of STEPS) {
+      for (const s of [
+        new FlowMatchEulerDiscreteScheduler({ shift: 3.0 }, n),
+        new FlowDpmpp2mScheduler({ shift: 3.0 }, n),
+        new FlowDpmpp2mScheduler({ shift: 1.0 }, n),
+      ]) {
+        const sig = s.sigmas;
+        let x = mix(1 - sig[0]!, sig[0]!);
+        const v = eps.map((e, i) => e - x0[i]!);
+        s.timesteps.forEach((t, k) => {
+          x = s.step(v, t, x, () => eps);
+          expectClose(x, Array.from(mix(1 - sig[k + 1]!, sig[k + 1]!)), `${s.constructor.name} ${n} step ${k}`);
+        });
+      }
+    }
+  });
 });
