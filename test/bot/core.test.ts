@@ -155,7 +155,7 @@ describe('throttled sink', () => {
 
 describe('result files', () => {
   it('uploads one grid when it fits, falls back to lossy, then splits', async () => {
-    const pngs = await Promise.all([0, 1, 2, 3].map(async (i) => new Uint8Array(await sharp({ create: { width: 160, height: 160, channels: 3, noise: { type: 'gaussian', mean: 128 + i, sigma: 60 } } }).png().toBuffer())));
+    const pngs = await Promise.all([0, 1, 2, 3].map(async (i) => new Uint8Array(await sharp({ create: { width: 160, height: 160, channels: 3, background: '#000', noise: { type: 'gaussian', mean: 128 + i, sigma: 60 } } }).png().toBuffer())));
     const roomy = await uploadFiles(pngs, 10 * 1024 * 1024);
     expect(roomy.files.map((f) => f.format)).toEqual(['png']);
     const pngSize = roomy.files[0]?.bytes.byteLength ?? 0;
