@@ -13,5 +13,6 @@ registerGenerate(program);
 registerTokenize(program);
 (await import('./cli/commands.js')).registerCommands(program);
 (await import('./cli/engine.js')).registerEngine(program);
+(await import('./cli/start.js')).registerStart(program);
 
 await program.parseAsync(process.argv);

@@ -2,12 +2,13 @@
  * `sdbot generate`: run one job from the terminal, in-process on a model folder (or through a deployment's queue
  * with --queue), write one PNG per image and print a one-line JSON summary with the timings.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createEngine } from '../engine/create-engine.js';
-import { generationRequestSchema, SAMPLERS, SCHEDULES, type GenerationRequest, type GenerationRequestInput } from '../queue/job.js';
+import { generationRequestSchema, SAMPLERS, SCHEDULES, seedForImage, type GenerationRequest, type GenerationRequestInput } from '../queue/job.js';
+import { submitAndWait } from '../queue/submit.js';
 
 function int(v: string): number {
   const n = Number(v);
@@ -37,7 +38,8 @@ export interface GenerateOptions {
   strength?: number;
   mask?: string;
   out: string;
-  previews?: boolean;
+  /** Submit through a deployment's queue instead of running in-process. */
+  queue?: string;
 }
 
 /** Builds the request `sdbot generate` submits; the model id is the folder's name. */
@@ -66,6 +68,7 @@ export function requestFromOptions(o: GenerateOptions): GenerationRequest {
 
 export async function runGenerate(o: GenerateOptions): Promise<Record<string, unknown>> {
   const request = requestFromOptions(o);
+  if (o.queue) return runThroughQueue(o, o.queue, request);
   const engine = await createEngine();
   try {
     const t0 = performance.now();
@@ -92,6 +95,25 @@ export async function runGenerate(o: GenerateOptions): Promise<Record<string, un
   }
 }
 
+/** The same job through the queue: the model id is the folder name, as the engine worker names it. */
+async function runThroughQueue(o: GenerateOptions, redisUrl: string, request: GenerationRequest): Promise<Record<string, unknown>> {
+  const t0 = performance.now();
+  // Input images travel as bytes: the engine may run on another machine.
+  const inline = (ref: GenerationRequest['initImage']) => (ref?.kind === 'file' ? { kind: 'bytes' as const, base64: readFileSync(ref.path).toString('base64') } : ref);
+  const pngs = await submitAndWait(redisUrl, { ...request, initImage: inline(request.initImage), maskImage: inline(request.maskImage) }, (u) => {
+    if (u.type === 'queued') console.error(`queued at position ${u.position}`);
+    else if (u.type === 'progress') console.error(`step ${u.step}/${u.total}`);
+  });
+  mkdirSync(o.out, { recursive: true });
+  const seeds = pngs.map((_, i) => seedForImage(request.seed, i).toString());
+  const files = pngs.map((png, i) => {
+    const file = join(o.out, `${seeds[i]}.png`);
+    writeFileSync(file, png);
+    return file;
+  });
+  return { model: request.model, queue: redisUrl, seeds, files, timings: roundTimings({ totalMs: performance.now() - t0 }) };
+}
+
 function roundTimings(t: Record<string, number>): Record<string, number> {
   return Object.fromEntries(Object.entries(t).map(([k, v]) => [k, Math.round(v * 10) / 10]));
 }
@@ -115,6 +137,7 @@ export function registerGenerate(program: Command): void {
     .option('--strength <x>', 'img2img / inpaint denoising strength', float)
     .option('--mask <file>', 'inpaint mask (white = repaint); needs --init-image')
     .requiredOption('--out <dir>', 'output folder')
+    .option('--queue <redis-url>', "submit through a deployment's queue instead of running in-process")
     .action(async (o: GenerateOptions) => {
       try {
         console.log(JSON.stringify(await runGenerate(o)));
