@@ -427,3 +427,114 @@ describe('oracle model: exact at any step count', () => {
     }
   });
 });
+
+/**
+ * The third-order updates have no reference rollout: check the coefficient algebra (outputs, not divided
+ * differences) against diffusers' formulas written out literally in terms of D0, D1, D2, in float64.
+ */
+describe('third-order updates against the literal diffusers formulas', () => {
+  const base = {
+    num_train_timesteps: 1000,
+    beta_start: 0.00085,
+    beta_end: 0.012,
+    beta_schedule: 'scaled_linear',
+    trained_betas: null,
+    prediction_type: 'sample',
+    timestep_spacing: 'linspace',
+    steps_offset: 1,
+    solver_order: 3,
+  } as unknown as SchedulerConfig;
+  const n = 9;
+  const g = new TorchGenerator(3);
+  const outs = Array.from({ length: n }, () => g.randn([64]));
+  const start = new TorchGenerator(4).randn([64]);
+  const level = (sigma: number): { a: number; s: number; l: number } => {
+    const a = 1 / Math.sqrt(sigma * sigma + 1);
+    return { a, s: sigma * a, l: Math.log(a) - Math.log(sigma * a) };
+  };
+  const combine = (terms: [number, ArrayLike<number>][]): Float64Array =>
+    Float64Array.from({ length: 64 }, (_, i) => terms.reduce((acc, [c, v]) => acc + c * v[i]!, 0));
+  const sub = (p: ArrayLike<number>, q: ArrayLike<number>): Float64Array => combine([[1, p], [-1, q]]);
+
+  for (const algorithm_type of ['dpmsolver++', 'dpmsolver']) {
+    it(`DPMSolverMultistep ${algorithm_type} order 3`, () => {
+      const config = { ...base, algorithm_type, final_sigmas_type: 'sigma_min' } as SchedulerConfig;
+      const s = new DPMSolverMultistepScheduler(config, n);
+      const sig = s.sigmas!;
+      // 'sample' prediction: dpmsolver++ keeps x0 = out; dpmsolver converts to eps = (x - alpha out) / sigma
+      let x: ArrayLike<number> = start;
+      const ms: ArrayLike<number>[] = [];
+      s.timesteps.forEach((t, k) => {
+        const [T, S0] = [level(sig[k + 1]!), level(sig[k]!)];
+        ms.push(algorithm_type === 'dpmsolver++' ? outs[k]! : combine([[1 / S0.s, x], [-S0.a / S0.s, outs[k]!]]));
+        const order = Math.min(k + 1, 3, k === n - 1 ? 1 : k === n - 2 ? 2 : 3);
+        const h = T.l - S0.l;
+        const pp = algorithm_type === 'dpmsolver++';
+        const D0 = ms[k]!;
+        let expected: Float64Array;
+        const head: [number, ArrayLike<number>][] = pp
+          ? [[T.s / S0.s, x], [-T.a * (Math.exp(-h) - 1), D0]]
+          : [[T.a / S0.a, x], [-T.s * (Math.exp(h) - 1), D0]];
+        if (order === 1) expected = combine(head);
+        else if (order === 2) {
+          const r0 = (S0.l - level(sig[k - 1]!).l) / h;
+          const D1 = combine([[1 / r0, sub(ms[k]!, ms[k - 1]!)]]);
+          expected = combine([...head, [pp ? -0.5 * T.a * (Math.exp(-h) - 1) : -0.5 * T.s * (Math.exp(h) - 1), D1]]);
+        } else {
+          const [S1, S2] = [level(sig[k - 1]!), level(sig[k - 2]!)];
+          const r0 = (S0.l - S1.l) / h;
+          const r1 = (S1.l - S2.l) / h;
+          const D10 = combine([[1 / r0, sub(ms[k]!, ms[k - 1]!)]]);
+          const D11 = combine([[1 / r1, sub(ms[k - 1]!, ms[k - 2]!)]]);
+          const D1 = combine([[1, D10], [r0 / (r0 + r1), sub(D10, D11)]]);
+          const D2 = combine([[1 / (r0 + r1), sub(D10, D11)]]);
+          expected = pp
+            ? combine([...head, [T.a * ((Math.exp(-h) - 1) / h + 1), D1], [-T.a * ((Math.exp(-h) - 1 + h) / h ** 2 - 0.5), D2]])
+            : combine([...head, [-T.s * ((Math.exp(h) - 1) / h - 1), D1], [-T.s * ((Math.exp(h) - 1 - h) / h ** 2 - 0.5), D2]]);
+        }
+        x = s.step(outs[k]!, t, Float32Array.from(x), () => new Float32Array(64));
+        expectClose(x, Array.from(expected), `${algorithm_type} step ${k} (order ${order})`);
+      });
+    });
+  }
+
+  for (const solver_type of ['midpoint', 'heun']) {
+    it(`DPMSolverSinglestep dpmsolver++ order 3 ${solver_type}`, () => {
+      const s = new DPMSolverSinglestepScheduler({ ...base, solver_type } as SchedulerConfig, n);
+      const sig = s.sigmas!;
+      const orders = [1, 2, 3, 1, 2, 3, 1, 2, 1];
+      let x: ArrayLike<number> = start;
+      let chunk: ArrayLike<number> = start;
+      s.timesteps.forEach((t, k) => {
+        const order = orders[k]!;
+        if (order === 1) chunk = x;
+        const T = level(sig[k + 1]!);
+        const S = level(sig[k + 1 - order]!);
+        const h = T.l - S.l;
+        const head: [number, ArrayLike<number>][] = [[T.s / S.s, chunk], [-T.a * (Math.exp(-h) - 1), outs[k + 1 - order]!]];
+        let expected: Float64Array;
+        if (order === 1) expected = combine(head);
+        else if (order === 2) {
+          const r0 = (level(sig[k]!).l - S.l) / h;
+          const D1 = combine([[1 / r0, sub(outs[k]!, outs[k - 1]!)]]);
+          const w = solver_type === 'midpoint' ? -0.5 * T.a * (Math.exp(-h) - 1) : T.a * ((Math.exp(-h) - 1) / h + 1);
+          expected = combine([...head, [w, D1]]);
+        } else {
+          const r0 = (level(sig[k]!).l - S.l) / h;
+          const r1 = (level(sig[k - 1]!).l - S.l) / h;
+          const D10 = combine([[1 / r1, sub(outs[k - 1]!, outs[k - 2]!)]]);
+          const D11 = combine([[1 / r0, sub(outs[k]!, outs[k - 2]!)]]);
+          const D1 = combine([[r0 / (r0 - r1), D10], [-r1 / (r0 - r1), D11]]);
+          const D2 = combine([[2 / (r0 - r1), sub(D11, D10)]]);
+          const w1 = T.a * ((Math.exp(-h) - 1) / h + 1);
+          expected =
+            solver_type === 'midpoint'
+              ? combine([...head, [w1, D11]])
+              : combine([...head, [w1, D1], [-T.a * ((Math.exp(-h) - 1 + h) / h ** 2 - 0.5), D2]]);
+        }
+        x = s.step(outs[k]!, t, Float32Array.from(x), () => new Float32Array(64));
+        expectClose(x, Array.from(expected), `singlestep ${solver_type} step ${k} (order ${order})`);
+      });
+    });
+  }
+});
