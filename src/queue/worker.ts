@@ -219,8 +219,10 @@ export class EngineWorker {
   }
 
   private async gated(job: Job<QueuedJob, QueuedJobResult>, token: string | undefined, signal?: AbortSignal): Promise<QueuedJobResult> {
-    if (this.running.size >= this.concurrency || this.stopping) {
-      // Fetched while the engine was busy (a race between model queues): give it back for any free worker.
+    if (this.running.size >= this.concurrency || this.stopping || this.adminPaused) {
+      // Fetched while this worker should not take jobs: BullMQ's pause stops new fetches, but a fetch already
+      // blocked waiting for a job still takes one; and two model queues can race for one free engine.
+      // Give it back at once for any free worker.
       await job.moveToWait(token);
       throw new WaitingError();
     }
