@@ -538,3 +538,64 @@ describe('third-order updates against the literal diffusers formulas', () => {
     });
   }
 });
+
+/**
+ * int64 timesteps at other step counts, from a numpy transcription of diffusers 0.30.3's set_timesteps (Karras: on the
+ * fixtures' float32 training sigmas with numpy 1.x promotion in _sigma_to_t). Keys: class/spacing/steps.
+ */
+const OTHER_STEP_COUNTS: Record<string, number[]> = {
+  'ddim/trailing/7': [999,  856,  713,  570,  428,  285,  142],
+  'ddim/linspace/25': [999,  957,  916,  874,  832,  791,  749,  708,  666,  624,  583,  541,  500,  458,  416,  375,  333,  291,  250,  208,  166,  125,  83,  42,  0],
+  'pndm_skip/trailing/20': [999,  949,  949,  899,  849,  799,  749,  699,  649,  599,  549,  499,  449,  399,  349,  299,  249,  199,  149,  99,  49],
+  'pndm_prk/leading/20': [951,  926,  926,  901,  901,  876,  876,  851,  851,  826,  826,  801,  801,  751,  701,  651,  601,  551,  501,  451,  401,  351,  301,  251,  201,  151,  101,  51,  1],
+  'dpm/leading/25': [951,  913,  875,  837,  799,  761,  723,  685,  647,  609,  571,  533,  495,  457,  419,  381,  343,  305,  267,  229,  191,  153,  115,  77,  39],
+  'dpm/trailing/7': [999,  856,  713,  570,  428,  285,  142],
+  'dpm/linspace/50': [999,  979,  959,  939,  919,  899,  879,  859,  839,  819,  799,  779,  759,  739,  719,  699,  679,  659,  639,  619,  599,  579,  559,  539,  519,  500,  480,  460,  440,  420,  400,  380,  360,  340,  320,  300,  280,  260,  240,  220,  200,  180,  160,  140,  120,  100,  80,  60,  40,  20],
+  'dpmk/leading/20': [999,  962,  921,  876,  827,  772,  710,  640,  561,  474,  380,  285,  197,  123,  69,  35,  15,  6,  2,  0],
+  'dpmk/leading/50': [999,  985,  970,  955,  940,  924,  907,  890,  871,  853,  833,  813,  791,  769,  746,  721,  696,  669,  641,  612,  581,  549,  516,  481,  446,  409,  372,  335,  299,  263,  228,  195,  165,  137,  112,  90,  71,  55,  42,  32,  23,  17,  12,  8,  6,  4,  2,  1,  1,  0],
+  'dpmlu/leading/16': [999,  927,  847,  757,  654,  538,  413,  290,  183,  103,  52,  24,  11,  4,  1,  0],
+  'single/25': [999,  959,  919,  879,  839,  799,  759,  719,  679,  639,  599,  559,  519,  480,  440,  400,  360,  320,  280,  240,  200,  160,  120,  80,  40],
+  'lcm/4/0.5': [499,  379,  259,  139],
+  'lcm/6/1': [999,  839,  679,  499,  339,  179],
+  'lcm/8/0.3': [299,  279,  239,  199,  159,  119,  79,  39],
+};
+
+describe('timesteps at other step counts', () => {
+  const sd15 = {
+    num_train_timesteps: 1000,
+    beta_start: 0.00085,
+    beta_end: 0.012,
+    beta_schedule: 'scaled_linear',
+    trained_betas: null,
+    prediction_type: 'epsilon',
+    timestep_spacing: 'leading',
+    steps_offset: 1,
+    set_alpha_to_one: false,
+    clip_sample: false,
+  } as SchedulerConfig;
+  const build: Record<string, (spacing: string, n: number, extra: number) => Scheduler> = {
+    ddim: (sp, n) => new DDIMScheduler({ ...sd15, timestep_spacing: sp } as SchedulerConfig, n),
+    pndm_skip: (sp, n) => new PNDMScheduler({ ...sd15, timestep_spacing: sp, skip_prk_steps: true } as SchedulerConfig, n),
+    pndm_prk: (sp, n) => new PNDMScheduler({ ...sd15, timestep_spacing: sp, skip_prk_steps: false } as SchedulerConfig, n),
+    dpm: (sp, n) => new DPMSolverMultistepScheduler({ ...sd15, timestep_spacing: sp } as SchedulerConfig, n),
+    dpmk: (sp, n) =>
+      new DPMSolverMultistepScheduler({ ...sd15, timestep_spacing: sp, use_karras_sigmas: true } as SchedulerConfig, n),
+    dpmlu: (sp, n) =>
+      new DPMSolverMultistepScheduler({ ...sd15, timestep_spacing: sp, use_lu_lambdas: true } as SchedulerConfig, n),
+    single: (_sp, n) => new DPMSolverSinglestepScheduler(sd15, n),
+    lcm: (_sp, n, strength) => new LCMScheduler(sd15, n, { strength }),
+  };
+  for (const [key, want] of Object.entries(OTHER_STEP_COUNTS)) {
+    it(key, () => {
+      const parts = key.split('/');
+      const [cls, a, b] = parts as [string, string, string | undefined];
+      const s =
+        cls === 'single'
+          ? build.single!('', Number(a), 0)
+          : cls === 'lcm'
+            ? build.lcm!('', Number(a), Number(b))
+            : build[cls]!(a, Number(b), 0);
+      expect([...s.timesteps]).toEqual(want);
+    });
+  }
+});
