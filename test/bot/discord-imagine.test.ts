@@ -3,13 +3,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readPngParameters } from '../../src/engine/image/index.js';
 import { chatInput, fakeUser, send } from '../fakes/discord/payloads.js';
 import { customIds, original, startHarness, waitCallback, waitFinalEdit, type Harness } from './discord-harness.js';
-import type { MemoryQueue } from './memory-queue.js';
+import { MemoryQueue } from './memory-queue.js';
 
 describe('Discord /imagine against the fake Discord', () => {
   let h: Harness;
   const alice = fakeUser('alice');
   beforeAll(async () => {
-    h = await startHarness();
+    // Steps slow enough that progress edits (150 ms apart here) show up between queued and final.
+    h = await startHarness({ queue: new MemoryQueue({ stepMs: 80 }) });
   });
   afterAll(async () => h.close());
 
