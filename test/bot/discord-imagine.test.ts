@@ -35,8 +35,10 @@ describe('Discord /imagine against the fake Discord', () => {
     const progress = edits.filter((c) => c !== final);
     expect(progress.length).toBeGreaterThanOrEqual(1);
     expect(progress.some((c) => String(c.body?.content).includes('step'))).toBe(true);
-    // Progress edits are spaced by the configured interval (150 ms here; 2 s by default).
-    for (let k = 1; k < edits.length - 1; k++) expect((edits[k]?.at ?? 0) - (edits[k - 1]?.at ?? 0)).toBeGreaterThanOrEqual(140);
+    // At most one progress edit per interval (150 ms here; 2 s by default). Arrival times jitter under load, so
+    // count edits over the job's span rather than comparing neighbours.
+    const span = (edits.at(-1)?.at ?? 0) - (edits[0]?.at ?? 0);
+    expect(edits.length - 1).toBeLessThanOrEqual(Math.ceil(span / 150) + 1);
 
     expect(String(final.body?.content)).toContain('**a lighthouse at dusk**');
     expect(String(final.body?.content)).toContain('seed `42`');
