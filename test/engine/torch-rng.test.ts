@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { fmaf } from '../../src/engine/sampling/avx-mathfun.js';
+import { fmaf, log256Lanes, sincos256Lanes } from '../../src/engine/sampling/avx-mathfun.js';
 import { TorchGenerator, randnBatch, seedLow32 } from '../../src/engine/sampling/torch-rng.js';
 
 interface GoldenCall {
@@ -242,5 +242,31 @@ describe('fmaf (float32 fused multiply-add on doubles)', () => {
     const [x, y, z] = [0.1, 0.2, 0.3].map(Math.fround) as [number, number, number];
     expect(fmaf(x, y, z)).toBe(Math.fround(x * y + z));
     expect(fmaf(3, 5, -15)).toBe(0);
+  });
+});
+
+describe('AVX2 lane functions', () => {
+  // Bit-exactness is pinned by the randn goldens; this checks the Cephes approximations over their whole input range.
+  it('log256Lanes is log to a few float32 ulps on (0, 1]', () => {
+    const x = Float64Array.from({ length: 4096 }, (_, k) => Math.fround(2 ** ((-24 * k) / 4095)));
+    const out = new Float64Array(x.length);
+    log256Lanes(x, out, x.length);
+    x.forEach((v, k) => {
+      expect(Math.fround(out[k]!)).toBe(out[k]);
+      expect(Math.abs(out[k]! - Math.log(v))).toBeLessThanOrEqual(4 * 2 ** -24 * Math.max(1, Math.abs(Math.log(v))));
+    });
+    expect(out[0]).toBe(0);
+  });
+
+  it('sincos256Lanes is sin and cos to a few float32 ulps on [0, 2*pi)', () => {
+    const x = Float64Array.from({ length: 4096 }, (_, k) => Math.fround((2 * Math.PI * k) / 4096));
+    const sin = new Float64Array(x.length);
+    const cos = new Float64Array(x.length);
+    sincos256Lanes(x, sin, cos, x.length);
+    x.forEach((v, k) => {
+      expect(Math.abs(sin[k]! - Math.sin(v))).toBeLessThan(3e-7);
+      expect(Math.abs(cos[k]! - Math.cos(v))).toBeLessThan(3e-7);
+    });
+    expect([sin[0], cos[0]]).toEqual([0, 1]);
   });
 });

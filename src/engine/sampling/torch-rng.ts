@@ -3,33 +3,33 @@
  * same latents and sampler noise as diffusers on torch CPU. Semantics: test/fixtures/reference/README.md,
  * "torch CPU RNG" (torch 1.13; the numel >= 16 normal path follows the AVX2 kernel of x86-64 builds).
  */
-import { log256f, sincos256f } from './avx-mathfun.js';
+import { log256Lanes, sincos256Lanes } from './avx-mathfun.js';
 
-const N = 624;
-const M = 397;
-const TWO_POW_24 = 16777216;
 const TWO_POW_32 = 4294967296;
 const TWO_POW_53 = 9007199254740992;
 const TWO_PI_F32 = Math.fround(2 * Math.PI);
 
-/** Standard 32-bit MT19937, as `at::mt19937` (same stream as std::mt19937). */
+/**
+ * Standard 32-bit MT19937, as `at::mt19937` (same stream as std::mt19937). The hot loops spell out 624 (state
+ * size), 397 (shift) and 2^-24 as literals: V8 folds those, while it reloads a module constant at every use.
+ */
 class Mt19937 {
-  private readonly state = new Uint32Array(N);
-  private index = N;
+  private readonly state = new Uint32Array(624);
+  private index = 624;
 
   seed(seed32: number): void {
     const mt = this.state;
     mt[0] = seed32;
-    for (let i = 1; i < N; i++) {
+    for (let i = 1; i < 624; i++) {
       const prev = mt[i - 1]!;
       mt[i] = Math.imul(1812433253, prev ^ (prev >>> 30)) + i;
     }
-    this.index = N;
+    this.index = 624;
   }
 
   /** Next tempered 32-bit output (as an unsigned number). */
   next(): number {
-    if (this.index >= N) this.twist();
+    if (this.index >= 624) this.twist();
     return temper(this.state[this.index++]!);
   }
 
@@ -38,10 +38,10 @@ class Mt19937 {
     const mt = this.state;
     let k = from;
     while (k < to) {
-      if (this.index >= N) this.twist();
-      const end = Math.min(to, k + N - this.index);
+      if (this.index >= 624) this.twist();
+      const end = Math.min(to, k + 624 - this.index);
       let i = this.index;
-      for (; k < end; k++) d[k] = (temper(mt[i++]!) & 0xffffff) / TWO_POW_24;
+      for (; k < end; k++) d[k] = (temper(mt[i++]!) & 0xffffff) * 5.9604644775390625e-8;
       this.index = i;
     }
   }
@@ -50,9 +50,9 @@ class Mt19937 {
   private twist(): void {
     const mt = this.state;
     let k = 0;
-    for (; k < N - M; k++) mt[k] = mixWords(mt[k]!, mt[k + 1]!, mt[k + M]!);
-    for (; k < N - 1; k++) mt[k] = mixWords(mt[k]!, mt[k + 1]!, mt[k + M - N]!);
-    mt[N - 1] = mixWords(mt[N - 1]!, mt[0]!, mt[M - 1]!);
+    for (; k < 227; k++) mt[k] = mixWords(mt[k]!, mt[k + 1]!, mt[k + 397]!);
+    for (; k < 623; k++) mt[k] = mixWords(mt[k]!, mt[k + 1]!, mt[k - 227]!);
+    mt[623] = mixWords(mt[623]!, mt[0]!, mt[396]!);
     this.index = 0;
   }
 }
@@ -66,9 +66,10 @@ function temper(word: number): number {
   return y >>> 0;
 }
 
+/** One MT19937 recurrence step; the matrix term is selected by a mask (the low bit is a coin flip for a branch). */
 function mixWords(current: number, next: number, far: number): number {
   const y = (current & 0x80000000) | (next & 0x7fffffff);
-  return far ^ (y >>> 1) ^ (y & 1 ? 0x9908b0df : 0);
+  return far ^ (y >>> 1) ^ (-(y & 1) & 0x9908b0df);
 }
 
 /**
@@ -105,22 +106,49 @@ function numelOf(shape: readonly number[] | number): number {
   return n;
 }
 
-/** Scratch for one sincos result: [sin, cos]. */
-const sinCos = new Float64Array(2);
+/** Blocks transformed per pass: their lanes (three arrays of 8 doubles per block) stay in the L1 cache. */
+const BLOCKS_PER_PASS = 64;
+const laneA = new Float64Array(8 * BLOCKS_PER_PASS);
+const laneB = new Float64Array(8 * BLOCKS_PER_PASS);
+const laneC = new Float64Array(8 * BLOCKS_PER_PASS);
 
 /**
- * torch's `normal_fill_16_AVX2` on d[i .. i+15] with mean 0 and std 1: Box-Muller on eight pairs, u1 = 1 - d[i+j]
- * and u2 = d[i+8+j], writing r*cos to the first half and r*sin to the second.
+ * torch's `normal_fill_16_AVX2` with mean 0 and std 1 on `blocks` consecutive 16-blocks from d[start]: per block,
+ * Box-Muller on eight lanes with u1 = 1 - d[i+j] and u2 = d[i+8+j], writing r*cos to d[i+j] and r*sin to d[i+8+j].
+ * Runs the lanes of up to BLOCKS_PER_PASS blocks through each vector function at once.
  */
-function boxMuller16(d: Float32Array, i: number): void {
-  for (let j = i; j < i + 8; j++) {
-    const u1 = 1 - d[j]!; // exact in float32: d is a multiple of 2^-24 in [0, 1)
-    const u2 = d[j + 8]!;
-    const radius = Math.fround(Math.sqrt(-2 * log256f(u1)));
-    sincos256f(Math.fround(TWO_PI_F32 * u2), sinCos);
-    // `+ 0` mirrors the kernel's final fma(n, std, mean): a -0 leaves it as +0
-    d[j] = Math.fround(radius * sinCos[1]!) + 0;
-    d[j + 8] = Math.fround(radius * sinCos[0]!) + 0;
+function boxMullerBlocks(d: Float32Array, start: number, blocks: number): void {
+  for (let first = 0; first < blocks; first += BLOCKS_PER_PASS) {
+    const count = Math.min(BLOCKS_PER_PASS, blocks - first);
+    const from = start + 16 * first;
+    gatherLanes(d, from, count);
+    log256Lanes(laneA, laneA, 8 * count); // log(u1)
+    sincos256Lanes(laneB, laneB, laneC, 8 * count); // sin, cos of theta
+    scatterLanes(d, from, count);
+  }
+}
+
+/** laneA = u1 = 1 - d[i+j] (exact: d is a multiple of 2^-24 in [0, 1)), laneB = theta = 2*pi * d[i+8+j] (float32). */
+function gatherLanes(d: Float32Array, from: number, blocks: number): void {
+  for (let b = 0, lane = 0; b < blocks; b++) {
+    const i = from + 16 * b;
+    for (let j = i; j < i + 8; j++, lane++) {
+      laneA[lane] = 1 - d[j]!;
+      laneB[lane] = Math.fround(TWO_PI_F32 * d[j + 8]!);
+    }
+  }
+}
+
+/** r = sqrt(-2 * log(u1)) in float32, then d[i+j] = r*cos and d[i+8+j] = r*sin. */
+function scatterLanes(d: Float32Array, from: number, blocks: number): void {
+  for (let b = 0, lane = 0; b < blocks; b++) {
+    const i = from + 16 * b;
+    for (let j = i; j < i + 8; j++, lane++) {
+      const r = Math.fround(Math.sqrt(-2 * laneA[lane]!));
+      // `+ 0` mirrors the kernel's final fma(n, std, mean): a -0 leaves it as +0
+      d[j] = Math.fround(r * laneC[lane]!) + 0;
+      d[j + 8] = Math.fround(r * laneB[lane]!) + 0;
+    }
   }
 }
 
@@ -157,11 +185,11 @@ export class TorchGenerator {
     }
     // normal_fill: numel uniforms, then Box-Muller over every full block of 16
     this.mt.fillUniform24(out, 0, numel);
-    for (let i = 0; i + 16 <= numel; i += 16) boxMuller16(out, i);
+    boxMullerBlocks(out, 0, Math.floor(numel / 16));
     if (numel % 16 !== 0) {
       // the ragged end: 16 fresh uniforms overwrite the last 16 outputs and get their own block
       this.mt.fillUniform24(out, numel - 16, numel);
-      boxMuller16(out, numel - 16);
+      boxMullerBlocks(out, numel - 16, 1);
     }
     return out;
   }
