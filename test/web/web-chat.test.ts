@@ -1,0 +1,148 @@
+/**
+ * The local web chat in a real browser: chromium → the page → websocket → bot core → real Redis (BullMQ) → a real
+ * engine worker on the tiny ONNX model → progress with previews, the grid with its buttons → V1 → a variation;
+ * completion hints from the options table, a picture plus mask for inpaint, an admin command.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createEngine } from '../../src/engine/create-engine.js';
+import { RedisQueueClient } from '../../src/queue/redis-client.js';
+import { EngineWorker } from '../../src/queue/worker.js';
+import { silentLogger } from '../../src/queue/logger.js';
+import { startWebChat, type WebChat } from '../../src/bot/web/start.js';
+import { solidPng } from '../bot/memory-queue.js';
+import { startRedis, type TestRedis } from '../helpers/redis-server.js';
+import { findChromium, launchChromium, SKIP_REASON, type TestBrowser } from './browser.js';
+
+const MODELS = join(import.meta.dirname, '..', 'fixtures', 'models');
+const ARTIFACTS = join(import.meta.dirname, '..', 'artifacts');
+const chromiumPath = findChromium();
+
+describe.skipIf(!chromiumPath)(`web chat in chromium${chromiumPath ? '' : ` (skipped: ${SKIP_REASON})`}`, () => {
+  let redis: TestRedis;
+  let inputs: Redis;
+  let worker: EngineWorker;
+  let client: RedisQueueClient;
+  let chat: WebChat;
+  let browser: TestBrowser;
+  let page: Page;
+  const frames: string[] = [];
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    inputs = new Redis(redis.url, { maxRetriesPerRequest: null });
+    const engine = await createEngine({
+      fetchInput: async (key) => {
+        const b = await inputs.getBuffer(key);
+        return b ? new Uint8Array(b) : null;
+      },
+    });
+    worker = new EngineWorker({
+      redisUrl: redis.url, prefix: redis.prefix, engine, heartbeatMs: 200, progressIntervalMs: 0, previewIntervalMs: 0, logger: silentLogger,
+      models: ['tiny-sd15', 'tiny-sd15-inpaint'].map((id) => ({ id, dir: join(MODELS, id), load: true })),
+    });
+    await worker.start();
+    client = await RedisQueueClient.connect({ redisUrl: redis.url, prefix: redis.prefix, pollMs: 200, logger: silentLogger });
+    for (let k = 0; k < 50 && (await client.models()).length < 2; k++) await new Promise((r) => setTimeout(r, 100));
+    chat = await startWebChat({
+      port: 0,
+      notice: 'Demo model: tiny-sd15 is a smoke-test model; its pictures are noise.',
+      coreOptions: {
+        queue: client, progressIntervalMs: 50, logger: silentLogger,
+        models: [
+          { id: 'tiny-sd15', family: 'sd15', role: 'base', defaultSize: { width: 64, height: 64 }, isDefault: true },
+          { id: 'tiny-sd15-inpaint', family: 'sd15', role: 'inpaint', defaultSize: { width: 64, height: 64 } },
+        ],
+      },
+    });
+    browser = await launchChromium(chromiumPath ?? '');
+    page = await browser.context.newPage();
+    page.on('websocket', (ws) => ws.on('framereceived', (f) => frames.push(String(f.payload))));
+    await page.goto(chat.url);
+    await page.locator('#status.online').waitFor({ timeout: 15_000 });
+  }, 90_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await chat?.stop();
+    await client?.close();
+    await worker?.shutdown(1000);
+    inputs?.disconnect();
+    await redis?.stop();
+  });
+
+  async function lastBot(kind: string): Promise<ReturnType<Page['locator']>> {
+    const loc = page.locator(`.msg.bot[data-kind="${kind}"][data-final="true"]`).last();
+    await loc.waitFor({ timeout: 60_000 });
+    return loc;
+  }
+
+  it('offers completion hints from the options table', async () => {
+    await page.locator('#input').click();
+    await page.keyboard.type('/ima');
+    await expect.poll(() => page.locator('#hints .hint').allTextContents()).toEqual([expect.stringContaining('/imagine')]);
+    await page.keyboard.press('Tab');
+    await page.keyboard.type('a cat --sam');
+    await expect.poll(() => page.locator('#hints').textContent()).toContain('--sampler');
+    await page.keyboard.press('Tab');
+    await page.keyboard.type('dpmpp_2');
+    const values = await page.locator('#hints .hint .k').allTextContents();
+    expect(values).toEqual(expect.arrayContaining(['dpmpp_2m', 'dpmpp_2m_sde']));
+    expect(values.every((v) => v.startsWith('dpmpp_2'))).toBe(true);
+    await page.locator('#input').fill('');
+    expect(await page.locator('#notice').textContent()).toContain('noise');
+  });
+
+  it('/imagine → queue position and progress with previews → the grid with U/V buttons → V1 → a variation', async () => {
+    frames.length = 0;
+    await page.locator('#input').fill('/imagine a photo of a cat --seed 42 --steps 12 --sampler euler_a');
+    await page.keyboard.press('Enter');
+    const result = await lastBot('result');
+    const events = frames.map((f) => JSON.parse(f) as { type: string; message?: { kind?: string; images: unknown[]; lines: string[] } });
+    const kinds = events.filter((e) => e.type === 'message').map((e) => e.message?.kind);
+    expect(kinds).toContain('progress');
+    expect(events.some((e) => e.message?.kind === 'progress' && e.message.images.length > 0)).toBe(true);
+    expect(events.some((e) => e.message?.lines.some((l) => /in line|Starting/.test(l)))).toBe(true);
+    expect(await result.textContent()).toContain('seed 42');
+    const labels = await result.locator('button').evaluateAll((bs) => bs.map((b) => b.getAttribute('aria-label')));
+    expect(labels).toEqual(expect.arrayContaining(['U1', 'U2', 'U3', 'U4', 'V1', 'V2', 'V3', 'V4', '🔄', 'Delete']));
+    const grid = result.locator('.images img').first();
+    await expect.poll(() => grid.evaluate((img: HTMLImageElement) => img.naturalWidth)).toBe(128);
+
+    await result.locator('button[aria-label="V1"]').click();
+    await expect.poll(() => page.locator('.msg.bot[data-kind="result"][data-final="true"]').count(), { timeout: 60_000 }).toBe(2);
+    const variation = page.locator('.msg.bot[data-kind="result"]').last();
+    expect(await variation.textContent()).toContain('img2img');
+    // A variation keeps the original's image count, so it is a grid with its own buttons again.
+    expect(await variation.locator('button[aria-label="V1"]').count()).toBe(1);
+    await expect.poll(() => variation.locator('.images img').evaluate((img: HTMLImageElement) => img.naturalWidth)).toBe(128);
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: join(ARTIFACTS, 'web-chat.png'), fullPage: false });
+  }, 120_000);
+
+  it('a picture and a mask dropped on the input box make an inpaint job', async () => {
+    const before = await page.locator('.msg.bot[data-kind="result"]').count();
+    await page.locator('#file').setInputFiles([
+      { name: 'pic.png', mimeType: 'image/png', buffer: Buffer.from(await solidPng(64, 64, 90)) },
+      { name: 'mask.png', mimeType: 'image/png', buffer: Buffer.from(await solidPng(64, 64, 255)) },
+    ]);
+    await expect.poll(() => page.locator('#pending .chip').allTextContents()).toEqual([expect.stringContaining('image: pic.png'), expect.stringContaining('mask: mask.png')]);
+    await page.locator('#input').fill('a red door --steps 3');
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.locator('.msg.bot[data-kind="result"][data-final="true"]').count(), { timeout: 60_000 }).toBe(before + 1);
+    expect(await page.locator('.msg.bot[data-kind="result"]').last().textContent()).toContain('inpaint');
+  }, 90_000);
+
+  it('admin commands answer privately; bad flags get a readable error', async () => {
+    await page.locator('#input').fill('/sd-admin models');
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.locator('.msg.bot[data-kind="info"]').last().textContent()).toContain('tiny-sd15-inpaint');
+    expect(await page.locator('.msg.bot[data-kind="info"]').last().textContent()).toContain('only you can see this');
+    await page.locator('#input').fill('/imagine a cat --seeed 4');
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.locator('.msg.bot[data-kind="error"]').last().textContent()).toContain('Did you mean `--seed`?'.replace(/`/g, ''));
+  }, 30_000);
+});
