@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { discordCommands } from '../bot/discord/command-json.js';
 import { registerDiscordCommands } from '../bot/discord/register.js';
+import { slackManifest } from '../bot/slack/manifest.js';
 
 export const DISCORD_COMMANDS_FILE = join('commands', 'discord-commands.json');
 
@@ -14,14 +15,21 @@ export function discordCommandsJson(): string {
   return `${JSON.stringify(discordCommands(), null, 2)}\n`;
 }
 
+export const SLACK_MANIFEST_FILE = join('commands', 'slack-manifest.json');
+
+export function slackManifestJson(): string {
+  return `${JSON.stringify(slackManifest(), null, 2)}\n`;
+}
+
 export function registerCommands(program: Command): void {
   const commands = program.command('commands').description('Chat-platform command manifests');
   commands
     .command('generate')
-    .description(`write ${DISCORD_COMMANDS_FILE} from the options table`)
+    .description(`write ${DISCORD_COMMANDS_FILE} and ${SLACK_MANIFEST_FILE} from the options table`)
     .action(() => {
       writeFileSync(DISCORD_COMMANDS_FILE, discordCommandsJson());
-      console.log(`wrote ${DISCORD_COMMANDS_FILE}`);
+      writeFileSync(SLACK_MANIFEST_FILE, slackManifestJson());
+      console.log(`wrote ${DISCORD_COMMANDS_FILE} and ${SLACK_MANIFEST_FILE}`);
     });
   commands
     .command('register')

@@ -12,7 +12,7 @@ import { ADMIN_USAGE, isSlackAdmin, parseAdminText } from './admin-command.js';
 import { logIfUnexpected, slackUserMessage, type SlackDeps } from './deps.js';
 import { SLACK_UPLOAD_LIMIT } from './files.js';
 import { slackSink } from './message-sink.js';
-import { toMrkdwn } from './render.js';
+import { toMrkdwn, unescapeSlack } from './render.js';
 
 export const IMAGINE = '/imagine';
 export const ADMIN = '/sd-admin';
@@ -37,7 +37,7 @@ async function imagine(c: SlashCommand, ack: AckFn<string | RespondArguments>, r
   if (isHelpRequest(c.text)) return ack(ephemeral(toMrkdwn(helpText())));
   let draft: Draft;
   try {
-    draft = deps.core.prepare({ text: c.text, origin: commandOrigin(c) }); // sync: no I/O before the ack
+    draft = deps.core.prepare({ text: unescapeSlack(c.text), origin: commandOrigin(c) }); // sync: no I/O before the ack
   } catch (err) {
     logIfUnexpected(deps, err, { user: c.user_id }, 'imagine rejected');
     return ack(ephemeral(toMrkdwn(slackUserMessage(err))));

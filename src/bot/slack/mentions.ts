@@ -11,7 +11,7 @@ import { imageSlots } from '../core/image-slots.js';
 import { logIfUnexpected, slackUserMessage, type SlackDeps } from './deps.js';
 import { imageFiles, remoteFromSlackFile, SLACK_UPLOAD_LIMIT, type SlackFile } from './files.js';
 import { slackSink } from './message-sink.js';
-import { fileIdsOf, toMrkdwn } from './render.js';
+import { fileIdsOf, toMrkdwn, unescapeSlack } from './render.js';
 import type { RemoteImage } from '../core/validate.js';
 
 type Client = Parameters<Parameters<App['event']>[1]>[0]['client'];
@@ -43,7 +43,7 @@ async function parentPictures(client: Client, channel: string, threadTs: string)
 async function remix(e: Mention, threadTs: string, client: Client, botUserId: string | undefined, deps: SlackDeps): Promise<void> {
   const startedAt = Date.now();
   const user = e.user ?? '';
-  const text = (botUserId ? e.text.replace(new RegExp(`<@${botUserId}(\\|[^>]*)?>`, 'g'), ' ') : e.text).trim();
+  const text = unescapeSlack((botUserId ? e.text.replace(new RegExp(`<@${botUserId}(\\|[^>]*)?>`, 'g'), ' ') : e.text).trim());
   const inThread = e.thread_ts !== undefined && e.thread_ts !== e.ts;
   const pictures = [...(inThread ? await parentPictures(client, e.channel, threadTs) : []), ...imageFiles(e.files)];
   if (pictures.length === 0) {

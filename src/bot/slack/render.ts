@@ -20,6 +20,11 @@ export function escapeMrkdwn(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
+/** What a person typed: Slack sends `&`, `<` and `>` in message and command text as entities. */
+export function unescapeSlack(text: string): string {
+  return text.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+}
+
 /** The core writes Discord-style `**bold**`; Slack's bold is `*bold*`. Code spans are the same on both. */
 export function toMrkdwn(text: string): string {
   return escapeMrkdwn(text).replace(/\*\*(.+?)\*\*/g, '*$1*');
