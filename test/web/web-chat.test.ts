@@ -136,6 +136,26 @@ describe.skipIf(!chromiumPath)(`web chat in chromium${chromiumPath ? '' : ` (ski
     expect(await page.locator('.msg.bot[data-kind="result"]').last().textContent()).toContain('inpaint');
   }, 90_000);
 
+  it('a picture dropped on a result remixes that result, the dropped one being the inpaint mask', async () => {
+    const before = await page.locator('.msg.bot[data-kind="result"][data-final="true"]').count();
+    const target = page.locator('.msg.bot[data-kind="result"]').first();
+    const mask = Buffer.from(await solidPng(128, 128, 255)).toString('base64');
+    const dataTransfer = await page.evaluateHandle((b64) => {
+      const d = new DataTransfer();
+      d.items.add(new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], 'mask.png', { type: 'image/png' }));
+      return d;
+    }, mask);
+    await target.dispatchEvent('drop', { dataTransfer });
+    await expect.poll(() => page.locator('#pending .chip').allTextContents()).toEqual([expect.stringContaining('remixing'), expect.stringContaining('mask: mask.png')]);
+    expect(await page.locator('#input').inputValue()).toBe('a photo of a cat');
+    await page.locator('#input').fill('a photo of a dog --steps 3');
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.locator('.msg.bot[data-kind="result"][data-final="true"]').count(), { timeout: 60_000 }).toBe(before + 1);
+    const remix = page.locator('.msg.bot[data-kind="result"]').last();
+    expect(await remix.textContent()).toContain('inpaint');
+    expect(await remix.locator('.replyref').textContent()).toContain('a photo of a dog');
+  }, 90_000);
+
   it('admin commands answer privately; bad flags get a readable error', async () => {
     await page.locator('#input').fill('/sd-admin models');
     await page.keyboard.press('Enter');

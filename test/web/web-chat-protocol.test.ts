@@ -1,0 +1,155 @@
+/**
+ * The web chat without a browser: its websocket protocol against the bot core on an in-memory queue, the
+ * `/sd-admin` text parser, and the guards of a chat that has no login (cross-site requests refused, only buttons
+ * really on a message accepted, non-admins refused when admins are configured).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { silentLogger } from '../../src/queue/logger.js';
+import { parseAdminText } from '../../src/bot/web/admin-text.js';
+import { startWebChat, type WebChat } from '../../src/bot/web/start.js';
+import type { ChatMessage, ServerEvent } from '../../src/bot/web/wire.js';
+import { MemoryQueue, solidPng } from '../bot/memory-queue.js';
+
+class Page {
+  readonly events: ServerEvent[] = [];
+  readonly messages = new Map<string, ChatMessage>();
+  constructor(readonly ws: WebSocket) {
+    ws.on('message', (d) => {
+      const e = JSON.parse(d.toString()) as ServerEvent;
+      this.events.push(e);
+      if (e.type === 'message') this.messages.set(e.message.id, e.message);
+      if (e.type === 'welcome') for (const m of e.history) this.messages.set(m.id, m);
+      if (e.type === 'remove') this.messages.delete(e.id);
+    });
+  }
+
+  static async open(chat: WebChat, userId: string): Promise<Page> {
+    const ws = new WebSocket(`${chat.url}ws`.replace('http', 'ws'));
+    await new Promise((r, j) => ws.once('open', r).once('error', j));
+    const page = new Page(ws);
+    ws.send(JSON.stringify({ type: 'hello', userId, name: userId }));
+    await page.until(() => page.events.some((e) => e.type === 'welcome'));
+    return page;
+  }
+
+  send(event: object): void {
+    this.ws.send(JSON.stringify(event));
+  }
+
+  async until<T>(f: () => T | undefined | false, ms = 10_000): Promise<T> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const v = f();
+      if (v) return v;
+      if (Date.now() > deadline) throw new Error(`timed out; events: ${JSON.stringify(this.events).slice(-1500)}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  finalResults(): ChatMessage[] {
+    return [...this.messages.values()].filter((m) => m.kind === 'result' && m.final);
+  }
+}
+
+describe('web chat protocol', () => {
+  let queue: MemoryQueue;
+  let chat: WebChat;
+  let alice: Page;
+  let bob: Page;
+
+  beforeAll(async () => {
+    queue = new MemoryQueue({ models: ['tiny-sd15', 'tiny-sd15-inpaint'], steps: 3, stepMs: 5, size: 64 });
+    chat = await startWebChat({
+      port: 0, adminUserIds: ['alice'],
+      coreOptions: {
+        queue, progressIntervalMs: 0, logger: silentLogger,
+        models: [
+          { id: 'tiny-sd15', family: 'sd15', role: 'base', defaultSize: { width: 64, height: 64 }, isDefault: true },
+          { id: 'tiny-sd15-inpaint', family: 'sd15', role: 'inpaint', defaultSize: { width: 64, height: 64 } },
+        ],
+      },
+    });
+    [alice, bob] = [await Page.open(chat, 'alice'), await Page.open(chat, 'bob')];
+  });
+  afterAll(async () => {
+    alice?.ws.close();
+    bob?.ws.close();
+    await chat?.stop();
+  });
+
+  it('/imagine flags reach the request; everyone sees the progress and the result, with the sender mentioned', async () => {
+    alice.send({ type: 'send', text: '/imagine a lighthouse --seed 7 --steps 9 --no fog --size 128x64 --count 2' });
+    const result = await bob.until(() => bob.finalResults()[0]);
+    const request = queue.enqueued.at(-1)?.request;
+    expect(request).toMatchObject({ prompt: 'a lighthouse', seed: '7', steps: 9, negativePrompt: 'fog', count: 2, origin: { platform: 'web', userId: 'alice' } });
+    expect([request?.width, request?.height]).toEqual([128, 64]);
+    expect(result.mention).toBe('alice');
+    expect(result.buttons.flat().map((b) => b.label)).toEqual(expect.arrayContaining(['U1', 'U2', 'V1', 'V2']));
+    expect(bob.events.some((e) => e.type === 'message' && e.message.kind === 'progress' && e.message.images.length > 0)).toBe(true);
+    const png = await fetch(new URL(result.images[0]?.url ?? '', chat.url));
+    expect(png.headers.get('content-type')).toBe('image/png');
+  });
+
+  it('buttons: only ids that are on the message; V2 makes an img2img job from that cell; delete by its owner only', async () => {
+    const grid = alice.finalResults()[0]!;
+    const before = queue.enqueued.length;
+    alice.send({ type: 'click', messageId: grid.id, buttonId: 'sd1:v:0:some-other-job' });
+    await alice.until(() => [...alice.messages.values()].some((m) => m.kind === 'error' && m.lines.join().includes("doesn't work")));
+    expect(queue.enqueued.length).toBe(before);
+    const v2 = grid.buttons.flat().find((b) => b.label === 'V2')!;
+    bob.send({ type: 'click', messageId: grid.id, buttonId: v2.id });
+    await bob.until(() => bob.finalResults().length === 2);
+    expect(queue.enqueued.at(-1)?.request).toMatchObject({ kind: 'img2img', origin: { userId: 'bob' } });
+    const del = grid.buttons.flat().find((b) => b.label === 'Delete')!;
+    bob.send({ type: 'click', messageId: grid.id, buttonId: del.id });
+    await bob.until(() => [...bob.messages.values()].some((m) => m.ephemeral && m.lines.join().includes('Only the person')));
+    alice.send({ type: 'click', messageId: grid.id, buttonId: del.id });
+    await bob.until(() => !bob.messages.has(grid.id));
+  });
+
+  it('an uploaded picture plus mask, sent as a reply to nothing, is an inpaint job on the inpaint model', async () => {
+    const up = async (shade: number) => {
+      const res = await fetch(new URL('/upload?name=p.png', chat.url), { method: 'POST', body: Buffer.from(await solidPng(64, 64, shade)), headers: { 'content-type': 'image/png' } });
+      return ((await res.json()) as { url: string }).url.slice('/files/'.length);
+    };
+    alice.send({ type: 'send', text: 'a red door', files: [await up(90), await up(255)] });
+    await alice.until(() => queue.enqueued.at(-1)?.request.kind === 'inpaint');
+    expect(queue.enqueued.at(-1)?.request).toMatchObject({ model: 'tiny-sd15-inpaint', prompt: 'a red door' });
+    expect(queue.enqueued.at(-1)?.request.initImage).not.toBeNull();
+    expect(queue.enqueued.at(-1)?.request.maskImage).not.toBeNull();
+  });
+
+  it('errors and admin answers go only to the sender; non-admins are refused', async () => {
+    bob.send({ type: 'send', text: '/imagine a cat --steps 999' });
+    const err = await bob.until(() => [...bob.messages.values()].find((m) => m.kind === 'error' && m.ephemeral && m.lines.join().includes('steps')));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(alice.messages.has(err.id)).toBe(false);
+    bob.send({ type: 'send', text: '/sd-admin limits 3' });
+    await bob.until(() => [...bob.messages.values()].some((m) => m.lines.join().includes('Only the web chat admins')));
+    alice.send({ type: 'send', text: '/sd-admin limits 3' });
+    await alice.until(() => [...alice.messages.values()].some((m) => m.lines.join().includes('3 job(s)')));
+  });
+
+  it('refuses cross-site uploads and websockets', async () => {
+    const res = await fetch(new URL('/upload', chat.url), { method: 'POST', body: 'x', headers: { origin: 'http://evil.example' } });
+    expect(res.status).toBe(403);
+    const ws = new WebSocket(`${chat.url}ws`.replace('http', 'ws'), { headers: { origin: 'http://evil.example' } });
+    await expect(new Promise((r, j) => ws.once('open', r).once('error', j))).rejects.toThrow(/403/);
+  });
+});
+
+describe('/sd-admin text', () => {
+  it('parses every subcommand', () => {
+    expect(parseAdminText('load tiny-sd15 w1')).toEqual({ name: 'load', model: 'tiny-sd15', worker: 'w1' });
+    expect(parseAdminText('pause')).toEqual({ name: 'pause' });
+    expect(parseAdminText('default channel --steps 20 --sampler euler_a')).toEqual({ name: 'default', scope: 'channel', steps: 20, sampler: 'euler_a' });
+    expect(parseAdminText('default server --clear')).toEqual({ name: 'default', scope: 'server', clear: true });
+    expect(parseAdminText('limits')).toEqual({ name: 'limits' });
+    expect(parseAdminText('ban web-123')).toEqual({ name: 'ban', userId: 'web-123' });
+    expect(() => parseAdminText('cancel')).toThrow(/needs a job id/);
+    expect(() => parseAdminText('limits zero')).toThrow(/whole number/);
+    expect(() => parseAdminText('default galaxy')).toThrow(/server.*channel/);
+    expect(() => parseAdminText('reboot')).toThrow(/don't know/);
+  });
+});
