@@ -328,7 +328,7 @@ export class FakeSlack extends EventEmitter {
   }
 
   /** Slash command form fields (https://docs.slack.dev/interactivity/implementing-slash-commands). */
-  commandPayload(user: string, command: string, text: string, channel = this.channelId): Record<string, string> {
+  commandPayload(user: string, command: string, text: string, channel = this.channelId): Record<string, string> & { response_url: string } {
     return {
       token: 'deprecated-verification-token', team_id: this.teamId, team_domain: 'fake', channel_id: channel, channel_name: 'general',
       user_id: user, user_name: this.users.get(user)?.name ?? user.toLowerCase(), command, text, api_app_id: 'A0FAKE', is_enterprise_install: 'false',
