@@ -9,6 +9,7 @@
 import type { Redis } from 'ioredis';
 import type { JobUpdate } from './client.js';
 import type { QueueKeys } from './keys.js';
+import { LuaScript } from './script.js';
 
 /** Stream length kept: enough for every live job's updates; terminal updates also survive in `done` records. */
 const STREAM_MAXLEN = 20_000;
@@ -34,14 +35,31 @@ export function isTerminal(u: JobUpdate): boolean {
   return u.type === 'completed' || u.type === 'failed' || u.type === 'cancelled';
 }
 
-// KEYS: done record, events stream, user's job set. ARGV: encoded update, ttl ms, stream maxlen, job id.
-const RECORD_TERMINAL_LUA = `
+// KEYS: done record, events stream, user's job set, run-time stats hash, then one key per result image.
+// ARGV: encoded update, ttl ms, stream maxlen, job id, model, run ms, then the image bytes (stored with the same ttl).
+// One round trip finishes a job: images stored, terminal update recorded once and published, user's slot freed.
+const RECORD_TERMINAL = new LuaScript(`
+for i = 5, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[i + 2], 'PX', ARGV[2])
+end
+if ARGV[6] ~= '' then redis.call('HSET', KEYS[4], ARGV[5], ARGV[6]) end
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'j', ARGV[4], 'u', ARGV[1])
   redis.call('SREM', KEYS[3], ARGV[4])
   return 1
 end
-return 0`;
+return 0`);
+
+// KEYS: done record, cancel flag, events stream. ARGV: encoded 'started' update, maxlen, job id.
+// Returns 'done' (a re-run of a finished job), 'cancel:<by>' (cancelled before it started) or 'ok' (started published).
+const BEGIN = new LuaScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return 'done' end
+local by = redis.call('GET', KEYS[2])
+if by then return 'cancel:' .. by end
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*', 'j', ARGV[3], 'u', ARGV[1])
+return 'ok'`);
+
+export type BeginOutcome = { kind: 'run' } | { kind: 'done' } | { kind: 'cancelled'; by: string };
 
 export class EventPublisher {
   constructor(
@@ -55,20 +73,44 @@ export class EventPublisher {
     await this.redis.xadd(this.keys.events, 'MAXLEN', '~', STREAM_MAXLEN, '*', 'j', u.jobId, 'u', encodeUpdate(u));
   }
 
-  /** Writes the job's terminal update once; returns false when another run already did (a duplicate run). */
-  async recordTerminal(u: JobUpdate, userId: string): Promise<boolean> {
-    const r = await this.redis.eval(
-      RECORD_TERMINAL_LUA,
-      3,
-      this.keys.done(u.jobId),
-      this.keys.events,
-      this.keys.userJobs(userId),
-      encodeUpdate(u),
-      this.doneTtlMs,
-      STREAM_MAXLEN,
-      u.jobId,
+  /**
+   * Writes the job's terminal update once; returns false when another run already did (a duplicate run).
+   * `images` (already keyed) are stored in the same round trip; `runMs` feeds the wait estimates.
+   */
+  async recordTerminal(
+    u: JobUpdate,
+    userId: string,
+    extra: { images?: { key: string; png: Uint8Array }[]; model?: string; runMs?: number } = {},
+  ): Promise<boolean> {
+    const images = extra.images ?? [];
+    const r = await RECORD_TERMINAL.run(
+      this.redis,
+      [this.keys.done(u.jobId), this.keys.events, this.keys.userJobs(userId), this.keys.runStats, ...images.map((i) => i.key)],
+      [
+        encodeUpdate(u),
+        this.doneTtlMs,
+        STREAM_MAXLEN,
+        u.jobId,
+        extra.model ?? '',
+        extra.runMs === undefined ? '' : String(Math.round(extra.runMs)),
+        ...images.map((i) => Buffer.from(i.png.buffer, i.png.byteOffset, i.png.byteLength)),
+      ],
     );
     return r === 1;
+  }
+
+  /** Before a run: is the job already finished or cancelled? If not, publishes 'started'. One round trip. */
+  async begin(jobId: string, worker: string): Promise<BeginOutcome> {
+    const r = String(
+      await BEGIN.run(this.redis, [this.keys.done(jobId), this.keys.cancel(jobId), this.keys.events], [
+        encodeUpdate({ type: 'started', jobId, worker }),
+        STREAM_MAXLEN,
+        jobId,
+      ]),
+    );
+    if (r === 'done') return { kind: 'done' };
+    if (r.startsWith('cancel:')) return { kind: 'cancelled', by: r.slice('cancel:'.length) };
+    return { kind: 'run' };
   }
 
   async terminalOf(jobId: string): Promise<JobUpdate | null> {

@@ -46,8 +46,13 @@ export class UserSlots {
    * Slots are released when the job's terminal update is recorded (EventPublisher.recordTerminal).
    */
   async admit(userId: string, jobId: string, bypassCap: boolean): Promise<number | null> {
-    await this.dropStale(userId);
-    const r = (await this.redis.eval(ADMIT_LUA, 1, this.keys.userJobs(userId), this.cap, jobId, bypassCap ? 1 : 0, this.maxHoldMs)) as number;
+    const tryAdmit = async () =>
+      (await this.redis.eval(ADMIT_LUA, 1, this.keys.userJobs(userId), this.cap, jobId, bypassCap ? 1 : 0, this.maxHoldMs)) as number;
+    let r = await tryAdmit();
+    if (r <= 0) {
+      // Only a full set can hide slots held by jobs that ended without a recorded end: look for them then.
+      if (await this.dropStale(userId)) r = await tryAdmit();
+    }
     return r > 0 ? r : null;
   }
 
@@ -60,10 +65,10 @@ export class UserSlots {
   }
 
   /** Members whose job ended without a recorded end (BullMQ gave up on a stalled job, or it was removed by hand). */
-  private async dropStale(userId: string): Promise<void> {
+  private async dropStale(userId: string): Promise<boolean> {
     const key = this.keys.userJobs(userId);
     const ids = await this.redis.smembers(key);
-    if (ids.length === 0) return;
+    if (ids.length === 0) return false;
     const p = this.redis.pipeline();
     for (const id of ids) p.exists(this.keys.done(id)).get(this.keys.request(id));
     const res = (await p.exec()) ?? [];
@@ -91,5 +96,6 @@ export class UserSlots {
       });
     }
     if (stale.length > 0) await this.redis.srem(key, ...stale);
+    return stale.length > 0;
   }
 }

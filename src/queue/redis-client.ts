@@ -24,7 +24,7 @@ import { DEFAULT_RETRY, type QueuedJob, type QueuedJobResult, type RetryPolicy }
 import { QueueKeys } from './keys.js';
 import { silentLogger, type Logger } from './logger.js';
 import { ClientMetrics } from './metrics.js';
-import { positionOf, queueDepths } from './positions.js';
+import { addPositionCommands, positionFrom, positionOf, positionsOf, queueDepths } from './positions.js';
 import { WorkerRegistry, type WorkerHeartbeat } from './registry.js';
 import { DEFAULT_INPUT_TTL_MS, DEFAULT_REQUEST_TTL_MS, DEFAULT_RESULT_TTL_MS, ResultStore } from './result-store.js';
 
@@ -72,10 +72,14 @@ export class RedisQueueClient implements QueueClient {
   private readonly retry: RetryPolicy;
   private readonly bullQueues = new Map<string, Queue<QueuedJob, QueuedJobResult>>();
   private readonly subs = new Map<string, Subscription>();
-  /** Jobs this client enqueued: model and time, for positions and end-to-end metrics. */
-  private readonly mine = new Map<string, { model: string; at: number }>();
+  /**
+   * Jobs this client enqueued: model and time (positions, end-to-end metrics), and the latest 'started' and
+   * 'progress' updates, replayed to a subscriber that arrives after them (a job can start before enqueue returns).
+   */
+  private readonly mine = new Map<string, { model: string; at: number; started?: JobUpdate; progress?: JobUpdate }>();
   private pollTimer: NodeJS.Timeout | null = null;
   private workerCache: { at: number; list: WorkerHeartbeat[] } | null = null;
+  private readonly runMs = new Map<string, { at: number; ms: number }>();
 
   private constructor(private readonly opts: RedisQueueClientOptions) {
     this.keys = new QueueKeys(opts.prefix);
@@ -190,7 +194,13 @@ export class RedisQueueClient implements QueueClient {
       if (isTerminal(u)) finished = true;
       listener(u);
     };
+    const isNew = sub.listeners.size === 0;
     sub.listeners.add(once);
+    if (isNew) {
+      const m = this.mine.get(jobId);
+      if (m?.started) this.dispatch(m.started);
+      if (m?.progress) this.dispatch(m.progress);
+    }
     void this.catchUp(jobId);
     this.ensurePolling();
     return () => {
@@ -202,14 +212,16 @@ export class RedisQueueClient implements QueueClient {
   }
 
   private dispatch(u: JobUpdate): void {
+    const m = this.mine.get(u.jobId);
+    if (m) {
+      if (isTerminal(u)) this.onTerminal(u);
+      else if (u.type === 'started') m.started = u;
+      else if (u.type === 'progress') m.progress = u;
+    }
     const sub = this.subs.get(u.jobId);
     if (!sub || sub.phase === 'done') return;
-    if (isTerminal(u)) {
-      sub.phase = 'done';
-      this.onTerminal(u);
-    } else if (u.type === 'started' || u.type === 'progress') {
-      sub.phase = 'running';
-    }
+    if (isTerminal(u)) sub.phase = 'done';
+    else if (u.type === 'started' || u.type === 'progress') sub.phase = 'running';
     for (const l of [...sub.listeners]) {
       try {
         l(u);
@@ -229,34 +241,43 @@ export class RedisQueueClient implements QueueClient {
     if (u.type === 'failed') this.metrics.failures.inc({ reason: failureReason(u.reason) });
   }
 
-  /** A new subscriber: replay a terminal update already recorded, or tell it its place in line. */
+  /** A new subscriber: replay a terminal update already recorded, or tell it its place in line. One round trip. */
   private async catchUp(jobId: string): Promise<void> {
     try {
-      const done = await this.events.terminalOf(jobId);
-      if (done) return this.dispatch(done);
-      await this.sendPosition(jobId, true);
+      const sub = this.subs.get(jobId);
+      if (!sub) return;
+      sub.model ??= this.mine.get(jobId)?.model ?? (await this.store.getRequest(jobId))?.request.model ?? null;
+      const p = this.redis.pipeline().get(this.keys.done(jobId));
+      if (sub.model) addPositionCommands(p, this.keys, sub.model, jobId);
+      const res = (await p.exec()) ?? [];
+      const done = res[0]?.[1] as string | null | undefined;
+      if (done) return this.dispatch(decodeUpdate(done));
+      const position = sub.model ? positionFrom(res, 1) : null;
+      if (position !== null) await this.emitQueued(jobId, position, false);
     } catch (e) {
       this.log.warn({ jobId, err: (e as Error).message }, 'could not read job state');
     }
   }
 
-  private async sendPosition(jobId: string, always: boolean): Promise<void> {
+  private async emitQueued(jobId: string, position: number, onlyIfChanged: boolean): Promise<void> {
     const sub = this.subs.get(jobId);
-    if (!sub || sub.phase !== 'queued') return;
-    sub.model ??= (await this.store.getRequest(jobId))?.request.model ?? null;
-    if (!sub.model) return;
-    const position = await positionOf(this.redis, this.keys, sub.model, jobId);
-    if (position === null || (!always && position === sub.lastPosition) || sub.phase !== 'queued') return;
+    if (!sub || sub.phase !== 'queued' || !sub.model || (onlyIfChanged && sub.lastPosition === position)) return;
     sub.lastPosition = position;
-    this.dispatch({ type: 'queued', jobId, position, etaMs: await this.eta(sub.model, position) });
+    const etaMs = await this.eta(sub.model, position);
+    // The job may have started while the estimate was computed: never send 'queued' after 'started'.
+    if (sub.phase === 'queued') this.dispatch({ type: 'queued', jobId, position, etaMs });
   }
 
   /** Place × last run time ÷ workers holding the model; null until a run time is known. */
   private async eta(model: string, position: number): Promise<number | null> {
-    const runMs = Number(await this.redis.hget(this.keys.runStats, model));
-    if (!runMs) return null;
+    let run = this.runMs.get(model);
+    if (!run || Date.now() - run.at > 1000) {
+      run = { at: Date.now(), ms: Number(await this.redis.hget(this.keys.runStats, model)) || 0 };
+      this.runMs.set(model, run);
+    }
+    if (!run.ms) return null;
     const workers = (await this.cachedWorkers()).filter((w) => w.models.includes(model) && !w.paused).length;
-    return Math.round((position * runMs) / Math.max(1, workers));
+    return Math.round((position * run.ms) / Math.max(1, workers));
   }
 
   private ensurePolling(): void {
@@ -271,7 +292,10 @@ export class RedisQueueClient implements QueueClient {
     }, this.opts.pollMs ?? 2000);
   }
 
-  /** Terminal records for every open subscription (covers lost stream updates), then fresh positions. */
+  /**
+   * Terminal records for every open subscription (covers updates lost to a trimmed stream or a dropped connection),
+   * then fresh positions for queued ones: a constant number of reads per model, however many jobs wait.
+   */
   private async poll(): Promise<void> {
     const ids = [...this.subs.keys()];
     if (ids.length === 0) return;
@@ -281,7 +305,15 @@ export class RedisQueueClient implements QueueClient {
         const d = done[i];
         if (d) this.dispatch(decodeUpdate(d));
       });
-      await Promise.all([...this.subs.keys()].map((id) => this.sendPosition(id, false)));
+      const byModel = new Map<string, string[]>();
+      for (const [id, sub] of this.subs) {
+        if (sub.phase !== 'queued' || !sub.model) continue;
+        byModel.set(sub.model, [...(byModel.get(sub.model) ?? []), id]);
+      }
+      for (const [model, jobIds] of byModel) {
+        const positions = await positionsOf(this.redis, this.keys, model, jobIds);
+        await Promise.all([...positions].map(([id, pos]) => this.emitQueued(id, pos, true)));
+      }
     } catch (e) {
       this.log.warn({ err: (e as Error).message }, 'job status poll failed');
     }

@@ -1,6 +1,7 @@
 /**
  * Bytes and records that outlive a BullMQ job, each under its own Redis key with its own TTL:
- * - result images (default 1 h): never in the job's return value, so BullMQ's job hashes stay small;
+ * - result images (default 1 h; written by the worker with the job's end, see EventPublisher.recordTerminal): never
+ *   in the job's return value, so BullMQ's job hashes stay small;
  * - uploaded inputs (attachments) an engine on another machine reads by key;
  * - the request and its origin (default 30 days) so buttons under an old result can build follow-ups.
  */
@@ -24,15 +25,6 @@ export class ResultStore {
     private readonly keys: QueueKeys,
     readonly ttl = { resultMs: DEFAULT_RESULT_TTL_MS, requestMs: DEFAULT_REQUEST_TTL_MS, inputMs: DEFAULT_INPUT_TTL_MS },
   ) {}
-
-  /** Stores result PNGs; returns their keys in order. */
-  async putImages(pngs: Uint8Array[]): Promise<string[]> {
-    const keys = pngs.map(() => this.keys.image(randomUUID()));
-    const multi = this.redis.multi();
-    pngs.forEach((png, i) => multi.set(keys[i]!, Buffer.from(png.buffer, png.byteOffset, png.byteLength), 'PX', this.ttl.resultMs));
-    await multi.exec();
-    return keys;
-  }
 
   async getBytes(key: string): Promise<Uint8Array | null> {
     const b = await this.redis.getBuffer(key);

@@ -32,7 +32,7 @@ import { silentLogger, type Logger } from './logger.js';
 import { WorkerMetrics } from './metrics.js';
 import { queueDepths } from './positions.js';
 import { DEFAULT_HEARTBEAT_MS, WorkerRegistry, type WorkerHeartbeat } from './registry.js';
-import { DEFAULT_RESULT_TTL_MS, ResultStore } from './result-store.js';
+import { DEFAULT_RESULT_TTL_MS } from './result-store.js';
 
 export interface EngineWorkerOptions {
   redisUrl: string;
@@ -81,7 +81,6 @@ export class EngineWorker {
   private readonly redis: Redis;
   private readonly sub: Redis;
   private readonly events: EventPublisher;
-  private readonly store: ResultStore;
   private readonly registry: WorkerRegistry;
   private readonly log: Logger;
   private readonly queues = new Map<string, Worker<QueuedJob, QueuedJobResult>>();
@@ -99,11 +98,6 @@ export class EngineWorker {
     this.redis = createRedis(opts.redisUrl);
     this.sub = createRedis(opts.redisUrl);
     this.events = new EventPublisher(this.redis, this.keys, opts.resultTtlMs ?? DEFAULT_RESULT_TTL_MS);
-    this.store = new ResultStore(this.redis, this.keys, {
-      resultMs: opts.resultTtlMs ?? DEFAULT_RESULT_TTL_MS,
-      requestMs: 0,
-      inputMs: 0,
-    });
     this.registry = new WorkerRegistry(this.redis, this.keys);
     this.log = (opts.logger ?? silentLogger).child({ worker: this.id });
     this.metrics = opts.metrics ?? new WorkerMetrics(false);
@@ -239,13 +233,13 @@ export class EngineWorker {
     const attempt = job.attemptsMade + 1;
     const log = this.log.child({ jobId, model, attempt });
 
-    if (await this.events.terminalOf(jobId)) {
+    const begun = await this.events.begin(jobId, this.id);
+    if (begun.kind === 'done') {
       log.info('job already finished (re-run after a crash); not running it again');
       return { outcome: 'duplicate', images: [] };
     }
-    const cancelledBy = await this.redis.get(this.keys.cancel(jobId));
-    if (cancelledBy) {
-      await this.events.recordTerminal({ type: 'cancelled', jobId, by: cancelledBy }, userId);
+    if (begun.kind === 'cancelled') {
+      await this.events.recordTerminal({ type: 'cancelled', jobId, by: begun.by }, userId);
       this.metrics.jobs.inc({ model, outcome: 'cancelled' });
       return { outcome: 'cancelled', images: [] };
     }
@@ -266,6 +260,7 @@ export class EngineWorker {
     bullSignal?.addEventListener('abort', onBullAbort, { once: true });
     const timeoutMs = this.opts.jobTimeoutMs ?? 10 * 60_000;
     const timer = setTimeout(() => abort({ kind: 'timeout' }), timeoutMs);
+    // The cancel message may be lost (pub/sub while a connection is down): the flag is the source of truth.
     const poll = setInterval(() => {
       this.redis.get(this.keys.cancel(jobId)).then((by) => by && abort({ kind: 'cancel', by }), () => {});
     }, this.opts.cancelPollMs ?? 500);
@@ -278,24 +273,24 @@ export class EngineWorker {
       this.metrics.jobs.inc({ model, outcome });
     };
     try {
-      await this.events.publish({ type: 'started', jobId, worker: this.id });
       const result = await this.opts.engine.runJob(applyModelDefaults(request, this.entries.get(model)?.defaults), {
         signal: ac.signal,
         onProgress: this.progressPublisher(jobId, entry, log),
       });
-      const keys = await this.store.putImages(result.images.map((i) => i.png));
+      const images = result.images.map((img) => ({ key: this.keys.image(randomUUID()), png: img.png }));
       const first = await this.events.recordTerminal(
         {
           type: 'completed',
           jobId,
-          images: result.images.map((img, i) => ({ key: keys[i]!, seed: img.seed, width: img.width, height: img.height })),
+          images: result.images.map((img, i) => ({ key: images[i]!.key, seed: img.seed, width: img.width, height: img.height })),
           notes: result.notes,
           timings: result.timings,
         },
         userId,
+        { images, model, runMs: Date.now() - started },
       );
+      const keys = images.map((i) => i.key);
       finish('completed');
-      void this.redis.hset(this.keys.runStats, model, String(Date.now() - started)).catch(() => {});
       log.info({ runMs: Date.now() - started, images: keys.length, duplicate: !first }, 'job completed');
       return { outcome: first ? 'completed' : 'duplicate', images: keys };
     } catch (e) {

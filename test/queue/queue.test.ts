@@ -114,6 +114,18 @@ describe('results', () => {
     expect(f.terminals()).toHaveLength(1);
   });
 
+  it('replays started and the latest progress to a subscriber that arrives mid-job', async () => {
+    await worker([entry('alpha')]);
+    const c = await client();
+    const { jobId } = await c.enqueue(req('alpha', 'step=60', 'u', { steps: 10 }));
+    await sleep(300);
+    const f = follow(c, jobId);
+    expect(f.updates[0]).toMatchObject({ type: 'started' });
+    expect(f.updates[1]).toMatchObject({ type: 'progress' });
+    expect((await f.terminal).type).toBe('completed');
+    expect(f.updates.filter((u) => u.type === 'queued')).toEqual([]);
+  });
+
   it('moves attachments into Redis so a remote engine can read them', async () => {
     await worker([entry('alpha')]);
     const c = await client();
