@@ -110,7 +110,7 @@ describe.skipIf(!chromiumPath)(`web chat in chromium${chromiumPath ? '' : ` (ski
     const labels = await result.locator('button').evaluateAll((bs) => bs.map((b) => b.getAttribute('aria-label')));
     expect(labels).toEqual(expect.arrayContaining(['U1', 'U2', 'U3', 'U4', 'V1', 'V2', 'V3', 'V4', '🔄', 'Delete']));
     const grid = result.locator('.images img').first();
-    await expect.poll(() => grid.evaluate((img: HTMLImageElement) => img.naturalWidth)).toBe(128);
+    await expect.poll(() => grid.evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth)).toBe(128);
 
     await result.locator('button[aria-label="V1"]').click();
     await expect.poll(() => page.locator('.msg.bot[data-kind="result"][data-final="true"]').count(), { timeout: 60_000 }).toBe(2);
@@ -118,7 +118,7 @@ describe.skipIf(!chromiumPath)(`web chat in chromium${chromiumPath ? '' : ` (ski
     expect(await variation.textContent()).toContain('img2img');
     // A variation keeps the original's image count, so it is a grid with its own buttons again.
     expect(await variation.locator('button[aria-label="V1"]').count()).toBe(1);
-    await expect.poll(() => variation.locator('.images img').evaluate((img: HTMLImageElement) => img.naturalWidth)).toBe(128);
+    await expect.poll(() => variation.locator('.images img').evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth)).toBe(128);
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: join(ARTIFACTS, 'web-chat.png'), fullPage: false });
   }, 120_000);
@@ -141,8 +141,10 @@ describe.skipIf(!chromiumPath)(`web chat in chromium${chromiumPath ? '' : ` (ski
     const target = page.locator('.msg.bot[data-kind="result"]').first();
     const mask = Buffer.from(await solidPng(128, 128, 255)).toString('base64');
     const dataTransfer = await page.evaluateHandle((b64) => {
-      const d = new DataTransfer();
-      d.items.add(new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], 'mask.png', { type: 'image/png' }));
+      // Runs in the page: DOM classes the project's Node type library does not declare.
+      const dom = globalThis as unknown as { DataTransfer: new () => { items: { add(f: unknown): void } }; File: new (parts: unknown[], name: string, o: object) => unknown };
+      const d = new dom.DataTransfer();
+      d.items.add(new dom.File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], 'mask.png', { type: 'image/png' }));
       return d;
     }, mask);
     await target.dispatchEvent('drop', { dataTransfer });
