@@ -2,7 +2,9 @@
  * Engine benchmarks (`npm run bench:engine`):
  *  1. Per-step overhead outside the ONNX session runs, for every sampler, at SD1.5 512×512 shapes (2 images,
  *     latents 2×4×64×64, classifier-free guidance → model batch 4): scheduler math, guidance, tensor copies and noise
- *     draws, through the same `denoise` loop the pipelines use, with the model replaced by a precomputed output.
+ *     draws, through the same `denoise` loop the pipelines use. The model is replaced by a precomputed output that
+ *     blocks the thread for UNET_MS, as a GPU session run does (onnxruntime-node's run occupies the calling thread);
+ *     the overhead is the loop's wall time minus those runs.
  *  2. Whole-job time on each tiny fixture model through the engine (load excluded).
  * Target for 1: ≤ 0.3 ms per step on the 2-core reference machine.
  */
@@ -19,6 +21,9 @@ const SD15_SCHEDULER = {
 };
 const STEPS = 30;
 const SHAPE = [4, 64, 64];
+/** One SD1.5 512² UNet step (batch 4) on a current GPU. */
+const UNET_MS = 20;
+const blocker = new Int32Array(new SharedArrayBuffer(4));
 
 async function stepOverhead(sampler: SamplerName): Promise<number> {
   const modelOut = new Float32Array(4 * 4 * 64 * 64).map((_, i) => Math.sin(i) * 0.5);
@@ -26,12 +31,16 @@ async function stepOverhead(sampler: SamplerName): Promise<number> {
     const scheduler = createScheduler({ sampler, schedule: 'default', folderConfig: SD15_SCHEDULER, steps: STEPS });
     const gens = [new TorchGenerator(1n), new TorchGenerator(2n)];
     const latents = randnPerImage(gens, SHAPE);
+    const timing = { unetMs: 0 };
     const t0 = performance.now();
     await denoise({
-      scheduler, timesteps: scheduler.timesteps, latents, guidance: 7.5, guidanceRescale: 0, noise: noiseSampler(gens, SHAPE),
-      model: async () => modelOut,
+      scheduler, timesteps: scheduler.timesteps, latents, guidance: 7.5, guidanceRescale: 0, noise: noiseSampler(gens, SHAPE), timing,
+      model: async () => {
+        Atomics.wait(blocker, 0, 0, UNET_MS);
+        return modelOut;
+      },
     });
-    return (performance.now() - t0) / scheduler.timesteps.length;
+    return (performance.now() - t0 - timing.unetMs) / scheduler.timesteps.length;
   };
   await run(); // warm-up: JIT and first-touch allocations
   const samples = [await run(), await run(), await run()];
@@ -39,7 +48,7 @@ async function stepOverhead(sampler: SamplerName): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  console.log(`Per-step overhead outside ONNX, SD1.5 512x512 (latents 2x4x64x64, CFG batch 4), ${STEPS} steps:`);
+  console.log(`Per-step overhead outside ONNX, SD1.5 512x512 (latents 2x4x64x64, CFG batch 4), ${STEPS} steps, ${UNET_MS} ms model runs:`);
   const sd = SAMPLER_TABLE.filter((s) => !s.name.startsWith('flow_'));
   for (const s of sd) {
     try {

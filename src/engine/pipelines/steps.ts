@@ -5,6 +5,7 @@
 import type { ClipTokenizer } from '../text/clip-tokenizer.js';
 import type { ModelGraph } from '../onnx/session.js';
 import type { Scheduler, NoiseSampler } from '../sampling/scheduler.js';
+import { noiseStream, type NoiseStream } from '../sampling/noise-stream.js';
 import type { TorchGenerator } from '../sampling/torch-rng.js';
 import { catBatch, sliceBatch, type Tensor } from '../tensor.js';
 import { CancelledError } from '../../queue/job.js';
@@ -53,8 +54,9 @@ export function randnPerImage(generators: readonly TorchGenerator[], perImage: r
   return catBatch(generators.map((g) => ({ data: g.randn([1, ...perImage]), dims: [1, ...perImage] })));
 }
 
-export function noiseSampler(generators: readonly TorchGenerator[], perImage: readonly number[]): NoiseSampler {
-  return () => randnPerImage(generators, perImage).data;
+/** The per-step noise source of a denoising loop (see noise-stream.ts); `denoise` closes it. */
+export function noiseSampler(generators: readonly TorchGenerator[], perImage: readonly number[]): NoiseStream {
+  return noiseStream(generators, perImage);
 }
 
 /**
@@ -162,7 +164,7 @@ export interface DenoiseOptions {
   latents: Tensor;
   guidance: number;
   guidanceRescale: number;
-  noise: NoiseSampler;
+  noise: NoiseSampler & { prepare?: () => Promise<void>; close?: () => void };
   /** Builds the denoiser input from the scaled latents of the CFG batch (e.g. adds inpaint/depth channels). */
   buildInput?: (scaled: Tensor) => Tensor;
   /** Runs the denoiser on the full model batch and returns its prediction. */
@@ -180,19 +182,31 @@ export async function denoise(o: DenoiseOptions): Promise<Tensor> {
   const n = o.latents.dims[0]!;
   const cfg = o.guidance > 1;
   let x = o.latents;
-  for (let i = 0; i < o.timesteps.length; i++) {
-    if (o.signal?.aborted) throw new CancelledError('cancelled');
-    const t = o.timesteps[i]!;
-    const scaled: Tensor = { data: o.scheduler.scaleModelInput(x.data, t), dims: x.dims };
-    const batch = cfg ? catBatch([scaled, scaled]) : scaled;
-    const input = o.buildInput ? o.buildInput(batch) : batch;
-    const t0 = performance.now();
-    const out = await o.model(input, t, i);
-    if (o.timing) o.timing.unetMs += performance.now() - t0;
-    const pred = cfg ? applyGuidance(out, o.guidance, o.guidanceRescale, n) : out;
-    x = { data: o.scheduler.step(pred, t, x.data, o.noise), dims: x.dims };
-    if (o.afterStep) x = o.afterStep(i, x);
-    o.onStep?.(i + 1, o.timesteps.length, x);
+  // The CFG batch [x, x] is rebuilt every step into one buffer: the model has consumed it by the next step.
+  const cfgBatch = cfg ? new Float32Array(x.data.length * 2) : null;
+  await o.noise.prepare?.();
+  try {
+    for (let i = 0; i < o.timesteps.length; i++) {
+      if (o.signal?.aborted) throw new CancelledError('cancelled');
+      const t = o.timesteps[i]!;
+      const scaled = o.scheduler.scaleModelInput(x.data, t);
+      let batch: Tensor = { data: scaled, dims: x.dims };
+      if (cfgBatch) {
+        cfgBatch.set(scaled, 0);
+        cfgBatch.set(scaled, scaled.length);
+        batch = { data: cfgBatch, dims: [n * 2, ...x.dims.slice(1)] };
+      }
+      const input = o.buildInput ? o.buildInput(batch) : batch;
+      const t0 = performance.now();
+      const out = await o.model(input, t, i);
+      if (o.timing) o.timing.unetMs += performance.now() - t0;
+      const pred = cfg ? applyGuidance(out, o.guidance, o.guidanceRescale, n) : out;
+      x = { data: o.scheduler.step(pred, t, x.data, o.noise), dims: x.dims };
+      if (o.afterStep) x = o.afterStep(i, x);
+      o.onStep?.(i + 1, o.timesteps.length, x);
+    }
+  } finally {
+    o.noise.close?.();
   }
   return x;
 }

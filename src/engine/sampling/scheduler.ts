@@ -45,3 +45,25 @@ export interface SchedulerConfig {
   steps_offset: number;
   [key: string]: unknown;
 }
+
+/**
+ * Step outputs without a fresh allocation per step: a 128 KiB Float32Array costs more to allocate and fault in than
+ * the step's arithmetic (glibc maps blocks of that size anew each time). Three buffers rotate, so the array a step
+ * returns stays valid while it is the next step's `sample` and while a sampler keeps it one step more (UniPC's
+ * corrector); callers must not hold an output longer than that.
+ */
+export class RotatingBuffers {
+  private readonly buffers: Float32Array[] = [];
+  private turn = 0;
+
+  next(length: number): Float32Array {
+    const i = this.turn;
+    this.turn = (this.turn + 1) % 3;
+    let b = this.buffers[i];
+    if (!b || b.length !== length) {
+      b = new Float32Array(length);
+      this.buffers[i] = b;
+    }
+    return b;
+  }
+}

@@ -11,6 +11,7 @@ import { betas as scheduleBetas, spacedTimesteps, roundHalfEven, numpyArange, to
 // Re-exported for the samplers that import them from here; they live with the other torch/numpy-exact primitives.
 export { numpyArange, torchCumprodF32 };
 import type { NoiseSampler, Scheduler, SchedulerConfig } from './scheduler.js';
+import { RotatingBuffers } from './scheduler.js';
 import { StepIndex } from './samplers/step-index.js';
 
 const f32 = Math.fround;
@@ -236,6 +237,9 @@ export function dpm2Layout(values: readonly number[]): number[] {
  * set_begin_index or else from the timestep's position, then one per step), c_in scaling and add_noise.
  */
 export abstract class SigmaScheduler implements Scheduler {
+    /** Step outputs rotate through three buffers instead of a fresh allocation per step. */
+  protected readonly outputs = new RotatingBuffers();
+  protected readonly scaled = new RotatingBuffers();
   abstract readonly timesteps: readonly number[];
   abstract readonly sigmas: readonly number[];
   abstract readonly initNoiseSigma: number;
@@ -269,7 +273,7 @@ export abstract class SigmaScheduler implements Scheduler {
   /** sample / sqrt(sigma^2 + 1): the k-diffusion c_in the schedulers apply before the model. */
   protected scaleBySigma(sample: Float32Array, sigma: number): Float32Array {
     const c = 1 / Math.sqrt(sigma * sigma + 1);
-    const out = new Float32Array(sample.length);
+    const out = this.scaled.next(sample.length);
     for (let i = 0; i < sample.length; i++) out[i] = sample[i]! * c;
     return out;
   }

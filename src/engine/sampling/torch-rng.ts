@@ -17,6 +17,16 @@ class Mt19937 {
   private readonly state = new Uint32Array(624);
   private index = 624;
 
+  /** The whole generator state (624 words + position), to continue the same stream elsewhere. */
+  save(): { words: Uint32Array; index: number } {
+    return { words: this.state.slice(), index: this.index };
+  }
+
+  restore(s: { words: Uint32Array; index: number }): void {
+    this.state.set(s.words);
+    this.index = s.index;
+  }
+
   seed(seed32: number): void {
     const mt = this.state;
     mt[0] = seed32;
@@ -152,6 +162,13 @@ function scatterLanes(d: Float32Array, from: number, blocks: number): void {
   }
 }
 
+/** Structured-cloneable generator state. */
+export interface GeneratorState {
+  words: Uint32Array;
+  index: number;
+  nextNormal: number | null;
+}
+
 export class TorchGenerator {
   private readonly mt = new Mt19937();
   /** torch's cached second Box-Muller value of the double (numel < 16) normal path. */
@@ -166,6 +183,18 @@ export class TorchGenerator {
     this.mt.seed(seedLow32(seed));
     this.nextNormal = null;
     return this;
+  }
+
+  /** A snapshot from which `fromState` continues exactly this stream (e.g. in a worker thread). */
+  getState(): GeneratorState {
+    return { ...this.mt.save(), nextNormal: this.nextNormal };
+  }
+
+  static fromState(state: GeneratorState): TorchGenerator {
+    const g = new TorchGenerator(0);
+    g.mt.restore(state);
+    g.nextNormal = state.nextNormal;
+    return g;
   }
 
   /** `torch.rand(shape, generator=g)` in float32: one 24-bit uniform per element. */

@@ -4,6 +4,7 @@
  * every step draws fresh noise.
  */
 import type { NoiseSampler, Scheduler, SchedulerConfig } from '../scheduler.js';
+import { RotatingBuffers } from '../scheduler.js';
 import {
   addNoiseAlphaCumprod,
   applyX0Update,
@@ -33,6 +34,8 @@ export const ddimDefaults = {
 };
 
 export class DDIMScheduler implements Scheduler {
+    /** Step outputs rotate through three buffers instead of a fresh allocation per step. */
+  private readonly outputs = new RotatingBuffers();
   readonly config: typeof ddimDefaults & SchedulerConfig;
   readonly timesteps: readonly number[];
   readonly timestepsDtype = 'int64' as const;
@@ -80,8 +83,7 @@ export class DDIMScheduler implements Scheduler {
       },
       sample,
       modelOutput,
-      this.eta > 0 ? noise() : null,
-    );
+      this.eta > 0 ? noise() : null, this.outputs.next(sample.length));
   }
 
   addNoise(original: Float32Array, noise: Float32Array, t: number): Float32Array {

@@ -3,6 +3,7 @@
  * q(x_{t-1} | x_t, x0) plus fresh noise on every step with t > 0.
  */
 import type { NoiseSampler, Scheduler, SchedulerConfig } from '../scheduler.js';
+import { RotatingBuffers } from '../scheduler.js';
 import {
   addNoiseAlphaCumprod,
   applyX0Update,
@@ -32,6 +33,8 @@ export const ddpmDefaults = {
 };
 
 export class DDPMScheduler implements Scheduler {
+    /** Step outputs rotate through three buffers instead of a fresh allocation per step. */
+  private readonly outputs = new RotatingBuffers();
   readonly config: typeof ddpmDefaults & SchedulerConfig;
   readonly timesteps: readonly number[];
   readonly timestepsDtype = 'int64' as const;
@@ -79,8 +82,7 @@ export class DDPMScheduler implements Scheduler {
       },
       sample,
       modelOutput,
-      t > 0 ? noise() : null,
-    );
+      t > 0 ? noise() : null, this.outputs.next(sample.length));
   }
 
   /** The standard deviation of the added noise (diffusers' _get_variance, then its square root where it applies). */

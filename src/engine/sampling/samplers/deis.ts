@@ -4,6 +4,7 @@
  * polynomials in log(sigma_t / alpha_t), integrated exactly. Its last step ends on the smallest training sigma.
  */
 import type { NoiseSampler, Scheduler, SchedulerConfig } from '../scheduler.js';
+import { RotatingBuffers } from '../scheduler.js';
 import {
   addNoiseAtSigma,
   multistepSchedule,
@@ -50,6 +51,8 @@ function ind3(t: number, b: number, c: number, d: number): number {
 }
 
 export class DEISMultistepScheduler implements Scheduler {
+    /** Step outputs rotate through three buffers instead of a fresh allocation per step. */
+  private readonly outputs = new RotatingBuffers();
   readonly config: typeof deisDefaults & SchedulerConfig;
   readonly timesteps: readonly number[];
   readonly timestepsDtype = 'int64' as const;
@@ -144,7 +147,7 @@ export class DEISMultistepScheduler implements Scheduler {
         lc.add(t.alpha * (ind3(rt, r2, r0, r1) - ind3(r0, r2, r0, r1)), this.history.at(3));
       }
     }
-    return lc.into(new Float32Array(sample.length));
+    return lc.into(this.outputs.next(sample.length));
   }
 
   addNoise(original: Float32Array, noise: Float32Array, t: number): Float32Array {

@@ -4,6 +4,7 @@
  * step), Karras / lu-lambda sigma schedules, lower_order_final, euler_at_final and final_sigmas_type.
  */
 import type { NoiseSampler, Scheduler, SchedulerConfig } from '../scheduler.js';
+import { RotatingBuffers } from '../scheduler.js';
 import {
   addNoiseAtSigma,
   clippedSteps,
@@ -48,6 +49,8 @@ export const dpmSolverMultistepDefaults = {
 };
 
 export class DPMSolverMultistepScheduler implements Scheduler {
+    /** Step outputs rotate through three buffers instead of a fresh allocation per step. */
+  private readonly outputs = new RotatingBuffers();
   readonly config: typeof dpmSolverMultistepDefaults & SchedulerConfig;
   readonly timesteps: readonly number[];
   readonly timestepsDtype = 'int64' as const;
@@ -150,7 +153,7 @@ export class DPMSolverMultistepScheduler implements Scheduler {
         .add(-onD11 / r1, this.history.at(3));
     }
     if (noise) lc.add(u.kN, noise);
-    return lc.into(new Float32Array(sample.length));
+    return lc.into(this.outputs.next(sample.length));
   }
 
   addNoise(original: Float32Array, noise: Float32Array, t: number): Float32Array {

@@ -5,6 +5,7 @@
  * always linspace(0, T-1, n+1) rounded (the class has no timestep_spacing).
  */
 import type { NoiseSampler, Scheduler, SchedulerConfig } from '../scheduler.js';
+import { RotatingBuffers } from '../scheduler.js';
 import {
   addNoiseAtSigma,
   clippedSteps,
@@ -58,6 +59,8 @@ export function singlestepOrders(steps: number, order: number, lowerOrderFinal: 
 }
 
 export class DPMSolverSinglestepScheduler implements Scheduler {
+    /** Step outputs rotate through three buffers instead of a fresh allocation per step. */
+  private readonly outputs = new RotatingBuffers();
   readonly config: typeof dpmSolverSinglestepDefaults & SchedulerConfig;
   readonly timesteps: readonly number[];
   readonly timestepsDtype = 'int64' as const;
@@ -171,7 +174,7 @@ export class DPMSolverSinglestepScheduler implements Scheduler {
         .add(onD10 / r1, this.history.at(2))
         .add(u.k0 - onD10 / r1 - onD11 / r0, this.history.at(3));
     }
-    return lc.into(new Float32Array(start.length));
+    return lc.into(this.outputs.next(start.length));
   }
 
   addNoise(original: Float32Array, noise: Float32Array, t: number): Float32Array {

@@ -71,7 +71,7 @@ export class EulerAncestralDiscreteScheduler extends SigmaScheduler {
     const take = this.take[i]!;
     const up = this.up[i]!;
     const z = noise();
-    const out = new Float32Array(sample.length);
+    const out = this.outputs.next(sample.length);
     for (let k = 0; k < sample.length; k++) out[k] = keep * sample[k]! + take * modelOutput[k]! + up * z[k]!;
     this.advance();
     return out;

@@ -106,7 +106,7 @@ export class EulerDiscreteScheduler extends SigmaScheduler {
     noise();
     const keep = this.keep[i]!;
     const take = this.take[i]!;
-    const out = new Float32Array(sample.length);
+    const out = this.outputs.next(sample.length);
     for (let k = 0; k < sample.length; k++) out[k] = keep * sample[k]! + take * modelOutput[k]!;
     this.advance();
     return out;

@@ -38,7 +38,7 @@ export class FlowDpmpp2mScheduler extends FlowMatchEulerDiscreteScheduler {
       const r = (Math.log(this.sigmas[i - 1]!) - Math.log(sigma)) / h;
       lc.add(towardsDenoised * (1 + 1 / (2 * r)), current).add(-towardsDenoised / (2 * r), old);
     }
-    const out = lc.into(new Float32Array(sample.length));
+    const out = lc.into(this.outputs.next(sample.length));
     this.index.advance();
     return out;
   }

@@ -6,6 +6,7 @@
  * scale_model_input (identity here); img2img noises with scale_noise (`addNoise`).
  */
 import type { NoiseSampler, Scheduler, SchedulerConfig } from '../scheduler.js';
+import { RotatingBuffers } from '../scheduler.js';
 import { StepIndex } from './step-index.js';
 import { LinearCombiner, resolveConfig } from './vp-common.js';
 
@@ -64,6 +65,8 @@ export function flowMatchSchedule(config: FlowMatchConfig, n: number): { timeste
 }
 
 export class FlowMatchEulerDiscreteScheduler implements Scheduler {
+    /** Step outputs rotate through three buffers instead of a fresh allocation per step. */
+  protected readonly outputs = new RotatingBuffers();
   readonly config: FlowMatchConfig;
   readonly timesteps: readonly number[];
   readonly timestepsDtype = 'float32' as const;
@@ -93,7 +96,7 @@ export class FlowMatchEulerDiscreteScheduler implements Scheduler {
   step(modelOutput: Float32Array, t: number, sample: Float32Array, _noise: NoiseSampler): Float32Array {
     const i = this.index.stepIndex(t);
     const dt = this.sigmas[i + 1]! - this.sigmas[i]!;
-    const out = this.lc.reset().add(1, sample).add(dt, modelOutput).into(new Float32Array(sample.length));
+    const out = this.lc.reset().add(1, sample).add(dt, modelOutput).into(this.outputs.next(sample.length));
     this.index.advance();
     return out;
   }

@@ -75,7 +75,7 @@ export class HeunDiscreteScheduler extends SigmaScheduler {
   step(modelOutput: Float32Array, t: number, sample: Float32Array, _noise: NoiseSampler): Float32Array {
     const i = this.currentIndex(t);
     const n = sample.length;
-    const out = new Float32Array(n);
+    const out = this.outputs.next(n);
     const clip = this.clipRange;
     if (this.dt === null) {
       const sigma = this.sigmas[i]!;

@@ -87,7 +87,7 @@ export class KDPM2AncestralDiscreteScheduler extends SigmaScheduler {
     const i = this.currentIndex(t);
     const z = noise();
     const n = sample.length;
-    const out = new Float32Array(n);
+    const out = this.outputs.next(n);
     if (!this.midpointPending) {
       const sigma = this.sigmas[i]!;
       const [a, b] = denoiserCoefficients(this.predictionType, sigma);

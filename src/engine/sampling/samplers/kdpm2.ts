@@ -79,7 +79,7 @@ export class KDPM2DiscreteScheduler extends SigmaScheduler {
   step(modelOutput: Float32Array, t: number, sample: Float32Array, _noise: NoiseSampler): Float32Array {
     const i = this.currentIndex(t);
     const n = sample.length;
-    const out = new Float32Array(n);
+    const out = this.outputs.next(n);
     if (!this.midpointPending) {
       const sigma = this.sigmas[i]!;
       const [a, b] = denoiserCoefficients(this.predictionType, sigma);

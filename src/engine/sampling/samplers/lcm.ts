@@ -5,6 +5,7 @@
  * last. LCM ignores timestep_spacing; img2img passes `strength`, which shortens the distillation schedule.
  */
 import type { NoiseSampler, Scheduler, SchedulerConfig } from '../scheduler.js';
+import { RotatingBuffers } from '../scheduler.js';
 import { StepIndex } from './step-index.js';
 import {
   addNoiseAlphaCumprod,
@@ -62,6 +63,8 @@ export function lcmTimesteps(config: SchedulerConfig, n: number, originalSteps: 
 }
 
 export class LCMScheduler implements Scheduler {
+    /** Step outputs rotate through three buffers instead of a fresh allocation per step. */
+  private readonly outputs = new RotatingBuffers();
   readonly config: typeof lcmDefaults & SchedulerConfig;
   readonly timesteps: readonly number[];
   readonly timestepsDtype = 'int64' as const;
@@ -118,8 +121,7 @@ export class LCMScheduler implements Scheduler {
       },
       sample,
       modelOutput,
-      last ? null : noise(),
-    );
+      last ? null : noise(), this.outputs.next(sample.length));
     this.index.advance();
     return out;
   }

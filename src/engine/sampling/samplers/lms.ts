@@ -111,7 +111,7 @@ export class LMSDiscreteScheduler extends SigmaScheduler {
     // step i > 0 has fewer derivatives than coefficients and uses only as many terms as it has
     const coeffs = this.coefficients[i]!;
     const terms = Math.min(coeffs.length, history.length);
-    const out = new Float32Array(n);
+    const out = this.outputs.next(n);
     for (let k = 0; k < n; k++) {
       let acc = sample[k]!;
       for (let j = 0; j < terms; j++) acc += coeffs[j]! * history[history.length - 1 - j]![k]!;

@@ -4,6 +4,7 @@
  * Stable Diffusion configs) PLMS warms up itself by repeating its second timestep (n + 1 model calls).
  */
 import type { NoiseSampler, Scheduler, SchedulerConfig } from '../scheduler.js';
+import { RotatingBuffers } from '../scheduler.js';
 import {
   addNoiseAlphaCumprod,
   integerTimesteps,
@@ -34,6 +35,8 @@ const PLMS_WEIGHTS: readonly (readonly number[])[] = [
 ];
 
 export class PNDMScheduler implements Scheduler {
+    /** Step outputs rotate through three buffers instead of a fresh allocation per step. */
+  private readonly outputs = new RotatingBuffers();
   readonly config: typeof pndmDefaults & SchedulerConfig;
   readonly timesteps: readonly number[];
   readonly timestepsDtype = 'int64' as const;
@@ -162,7 +165,7 @@ export class PNDMScheduler implements Scheduler {
     const lc = this.lc.reset().add(sampleCoeff + (v ? epsCoeff * Math.sqrt(betaT) : 0), sample);
     const scale = v ? epsCoeff * Math.sqrt(acpT) : epsCoeff;
     for (let k = 0; k < outputs.length; k++) lc.add(scale * weights[k]!, outputs[k]!);
-    return lc.into(new Float32Array(sample.length));
+    return lc.into(this.outputs.next(sample.length));
   }
 
   /** Appends a model output to ets (a private copy, so the caller may reuse its array), keeping the last four. */

@@ -4,6 +4,7 @@
  * (UniC), then predicts the next sample (UniP), with the B(h) variants bh1 / bh2 and data (x0) or noise prediction.
  */
 import type { NoiseSampler, Scheduler, SchedulerConfig } from '../scheduler.js';
+import { RotatingBuffers } from '../scheduler.js';
 import {
   addNoiseAtSigma,
   multistepSchedule,
@@ -72,6 +73,8 @@ function solve(a: number[][], b: number[]): number[] {
 }
 
 export class UniPCMultistepScheduler implements Scheduler {
+    /** Step outputs rotate through three buffers instead of a fresh allocation per step. */
+  private readonly outputs = new RotatingBuffers();
   readonly config: typeof unipcDefaults & SchedulerConfig;
   readonly timesteps: readonly number[];
   readonly timestepsDtype = 'int64' as const;
@@ -189,7 +192,7 @@ export class UniPCMultistepScheduler implements Scheduler {
       lc.add((g * w.rhos[k]!) / rk, this.history.at(k + 2));
       onM0 -= (g * w.rhos[k]!) / rk;
     });
-    return lc.add(onM0, this.history.at(1)).into(new Float32Array(start.length));
+    return lc.add(onM0, this.history.at(1)).into(this.outputs.next(start.length));
   }
 
   /**

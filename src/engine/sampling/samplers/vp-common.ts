@@ -114,11 +114,11 @@ export function applyX0Update(
   sample: Float32Array,
   modelOutput: Float32Array,
   noise: Float32Array | null,
+  out: Float32Array = new Float32Array(sample.length),
 ): Float32Array {
   const n = sample.length;
   checkLength(modelOutput, n);
   if (noise) checkLength(noise, n);
-  const out = new Float32Array(n);
   const { x0S, x0M, clip, p, q, r, e } = u;
   const lo = clip === null ? -Infinity : -clip;
   const hi = clip === null ? Infinity : clip;

@@ -1,0 +1,109 @@
+/**
+ * The per-step noise of stochastic samplers (Euler a, DPM++ SDE, DDPM, LCM, and Euler, whose diffusers step draws
+ * noise even when it does not use it). Draws are exactly the ones diffusers makes — image i from its own generator,
+ * [1, C, h, w] per draw — but for large latents they are computed ahead in a worker thread, off the denoising
+ * loop's critical path: on a GPU machine a UNet step is ~20 ms while a 2×64×64×4 draw costs ~2 ms of CPU.
+ *
+ * The stream starts its worker at the first draw (deterministic samplers never pay for it) and continues the
+ * generators from their state at that moment; the main-thread generators are not advanced past it, so nothing may
+ * draw from them after the loop.
+ */
+import { Worker } from 'node:worker_threads';
+import type { NoiseSampler } from './scheduler.js';
+import type { TorchGenerator } from './torch-rng.js';
+import { CTRL, type NoiseJob } from './noise-ring.js';
+
+/** Below this many values per draw a worker costs more than it saves. */
+export const WORKER_MIN_NUMEL = 16384;
+const SLOTS = 3;
+const WAIT_LIMIT_MS = 60_000;
+
+export interface NoiseStream extends NoiseSampler {
+  /** Gets a worker ready before the loop (its module loading needs this thread's event loop). */
+  prepare(): Promise<void>;
+  close(): void;
+}
+
+const idle: Worker[] = [];
+
+function spawnWorker(): Worker {
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./noise-worker.js', import.meta.url));
+  // Running from TypeScript sources (CLI, tests, engine children): a worker does not inherit the tsx loader, so its
+  // bootstrap registers it before importing the worker module.
+  const api = import.meta.resolve('tsx/esm/api');
+  const entry = new URL('./noise-worker.ts', import.meta.url).href;
+  const boot = `(async () => { (await import(${JSON.stringify(api)})).register(); await import(${JSON.stringify(entry)}); })()`;
+  return new Worker(boot, { eval: true });
+}
+
+/** A worker whose module has loaded (it says 'ready'), from the idle pool or new. */
+async function acquireWorker(): Promise<Worker> {
+  const pooled = idle.pop();
+  if (pooled) return pooled;
+  const w = spawnWorker();
+  w.unref();
+  await new Promise<void>((resolve, reject) => {
+    w.once('message', () => resolve());
+    w.once('error', reject);
+  });
+  return w;
+}
+
+export function noiseStream(generators: readonly TorchGenerator[], perImage: readonly number[], minNumel = WORKER_MIN_NUMEL): NoiseStream {
+  const numel = generators.length * perImage.reduce((a, b) => a * b, 1);
+  const inline = (): Float32Array => {
+    const out = new Float32Array(numel);
+    const per = numel / generators.length;
+    generators.forEach((g, i) => out.set(g.randn([1, ...perImage]), i * per));
+    return out;
+  };
+  let ring: { job: NoiseJob; ctrl: Int32Array; worker: Worker; next: number } | null = null;
+  let worker: Worker | null = null;
+
+  const draw = (() => {
+    if (numel < minNumel || (!ring && !worker)) return inline();
+    if (!ring) {
+      // First draw inline; the worker continues from here.
+      const first = inline();
+      const job: NoiseJob = {
+        states: generators.map((g) => g.getState()), perImage: [...perImage], numel, slots: SLOTS,
+        ring: new SharedArrayBuffer(SLOTS * numel * 4), control: new SharedArrayBuffer(4 * 4),
+      };
+      worker!.postMessage(job);
+      ring = { job, ctrl: new Int32Array(job.control), worker: worker!, next: 0 };
+      return first;
+    }
+    const { ctrl, job } = ring;
+    const k = ring.next++;
+    // Release draw k - 1: the sampler is done with it once it asks for the next one.
+    Atomics.store(ctrl, CTRL.released, k);
+    Atomics.notify(ctrl, CTRL.released);
+    const deadline = performance.now() + WAIT_LIMIT_MS;
+    for (;;) {
+      const produced = Atomics.load(ctrl, CTRL.produced);
+      if (produced > k) break;
+      if (Atomics.load(ctrl, CTRL.failed)) throw new Error('noise worker failed');
+      if (performance.now() > deadline) throw new Error('noise worker stopped answering');
+      Atomics.wait(ctrl, CTRL.produced, produced, 100);
+    }
+    return new Float32Array(job.ring, (k % job.slots) * numel * 4, numel);
+  }) as NoiseStream;
+
+  draw.prepare = async () => {
+    if (numel >= minNumel && !worker) worker = await acquireWorker();
+  };
+  draw.close = () => {
+    const w = worker;
+    worker = null;
+    if (!w) return;
+    if (!ring) {
+      idle.push(w);
+      return;
+    }
+    Atomics.store(ring.ctrl, CTRL.stop, 1);
+    Atomics.notify(ring.ctrl, CTRL.released);
+    ring = null;
+    w.once('message', () => idle.push(w));
+  };
+  return draw;
+}
