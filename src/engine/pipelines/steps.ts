@@ -4,7 +4,7 @@
  */
 import type { ClipTokenizer } from '../text/clip-tokenizer.js';
 import type { ModelGraph } from '../onnx/session.js';
-import type { Scheduler, NoiseSampler } from '../sampling/scheduler.js';
+import { RotatingBuffers, type Scheduler, type NoiseSampler } from '../sampling/scheduler.js';
 import { noiseStream, type NoiseStream } from '../sampling/noise-stream.js';
 import type { TorchGenerator } from '../sampling/torch-rng.js';
 import { catBatch, sliceBatch, type Tensor } from '../tensor.js';
@@ -127,13 +127,16 @@ export function timestepFeed(graph: ModelGraph, t: number, batch: number): { dat
 }
 
 /** noise_uncond + g * (noise_cond - noise_uncond), in float32; the batch is [uncond × n, cond × n]. */
-export function applyGuidance(out: Float32Array, guidance: number, rescale: number, images: number): Float32Array {
+export function applyGuidance(
+  out: Float32Array, guidance: number, rescale: number, images: number, res: Float32Array = new Float32Array(out.length / 2),
+): Float32Array {
   const half = out.length / 2;
   const g = f32(guidance);
-  const res = new Float32Array(half);
+  const uncond = out.subarray(0, half);
+  const cond = out.subarray(half);
   for (let i = 0; i < half; i++) {
-    const u = out[i]!;
-    res[i] = f32(u + f32(g * f32(out[half + i]! - u)));
+    const u = uncond[i]!;
+    res[i] = u + f32(g * f32(cond[i]! - u));
   }
   if (rescale > 0) rescaleNoiseCfg(res, out.subarray(half), rescale, images);
   return res;
@@ -184,6 +187,8 @@ export async function denoise(o: DenoiseOptions): Promise<Tensor> {
   let x = o.latents;
   // The CFG batch [x, x] is rebuilt every step into one buffer: the model has consumed it by the next step.
   const cfgBatch = cfg ? new Float32Array(x.data.length * 2) : null;
+  // Samplers copy what they keep of a model output, so guided predictions can rotate too.
+  const guided = new RotatingBuffers();
   await o.noise.prepare?.();
   try {
     for (let i = 0; i < o.timesteps.length; i++) {
@@ -200,7 +205,7 @@ export async function denoise(o: DenoiseOptions): Promise<Tensor> {
       const t0 = performance.now();
       const out = await o.model(input, t, i);
       if (o.timing) o.timing.unetMs += performance.now() - t0;
-      const pred = cfg ? applyGuidance(out, o.guidance, o.guidanceRescale, n) : out;
+      const pred = cfg ? applyGuidance(out, o.guidance, o.guidanceRescale, n, guided.next(x.data.length)) : out;
       x = { data: o.scheduler.step(pred, t, x.data, o.noise), dims: x.dims };
       if (o.afterStep) x = o.afterStep(i, x);
       o.onStep?.(i + 1, o.timesteps.length, x);
