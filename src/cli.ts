@@ -14,5 +14,6 @@ registerTokenize(program);
 (await import('./cli/commands.js')).registerCommands(program);
 (await import('./cli/engine.js')).registerEngine(program);
 (await import('./cli/start.js')).registerStart(program);
+(await import('./cli/models.js')).registerModels(program);
 
 await program.parseAsync(process.argv);

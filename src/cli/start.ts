@@ -13,7 +13,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import { InvalidArgumentError, type Command } from 'commander';
 import { RedisQueueClient } from '../queue/redis-client.js';
@@ -24,10 +23,9 @@ import { startWebChat, webOptionsFromEnv } from '../bot/web/start.js';
 import { createLogger, type Logger } from '../queue/logger.js';
 import { ensureRedisServer, MissingRedisError, startLocalRedis } from './local-redis.js';
 
-const ROOT = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
-export const DEMO_MODEL = join(ROOT, 'test', 'fixtures', 'models', 'tiny-sd15');
-export const DEMO_NOTICE = 'Demo model: tiny-sd15 is a 64×64 smoke-test model shipped for offline tests; its pictures are noise. '
-  + 'Start with --model DIR or --models-file FILE pointing at a real ONNX export for real pictures.';
+import { DEMO_MODEL, DEMO_NOTICE, PROJECT_ROOT as ROOT } from './demo-model.js';
+
+export { DEMO_MODEL, DEMO_NOTICE };
 /** The project's state folder (git-ignored): the local Redis's data lives here. */
 export const DEFAULT_STATE_DIR = join(ROOT, '.state');
 
