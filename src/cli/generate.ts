@@ -38,6 +38,9 @@ export interface GenerateOptions {
   strength?: number;
   mask?: string;
   out: string;
+  /** SD3: T5 sequence length, or no T5 at all. */
+  maxSequenceLength?: number;
+  t5?: boolean;
   /** Submit through a deployment's queue instead of running in-process. */
   queue?: string;
 }
@@ -60,6 +63,8 @@ export function requestFromOptions(o: GenerateOptions): GenerationRequest {
     ...(o.strength !== undefined ? { strength: o.strength } : o.mask ? { strength: 1 } : {}),
     initImage: o.initImage ? { kind: 'file', path: resolve(o.initImage) } : null,
     maskImage: o.mask ? { kind: 'file', path: resolve(o.mask) } : null,
+    t5: o.t5 ?? true,
+    ...(o.maxSequenceLength !== undefined ? { maxSequenceLength: o.maxSequenceLength } : {}),
   };
   const parsed = generationRequestSchema.safeParse(input);
   if (!parsed.success) throw new InvalidArgumentError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
@@ -136,6 +141,8 @@ export function registerGenerate(program: Command): void {
     .option('--init-image <file>', 'start from this image (img2img)')
     .option('--strength <x>', 'img2img / inpaint denoising strength', float)
     .option('--mask <file>', 'inpaint mask (white = repaint); needs --init-image')
+    .option('--max-sequence-length <n>', 'SD3: T5 tokens (default 256)', int)
+    .option('--no-t5', 'SD3: run without the T5 encoder (zeros in its place; less memory)')
     .requiredOption('--out <dir>', 'output folder')
     .option('--queue <redis-url>', "submit through a deployment's queue instead of running in-process")
     .action(async (o: GenerateOptions) => {

@@ -10,6 +10,7 @@ import { runStableDiffusion } from './pipelines/stable-diffusion.js';
 import { runStableDiffusionXL } from './pipelines/stable-diffusion-xl.js';
 import { runUpscaleX4 } from './pipelines/upscale-x4.js';
 import { runDepth2Img } from './pipelines/depth2img.js';
+import { runStableDiffusion3 } from './pipelines/stable-diffusion-3.js';
 import type { PipelineOutput, PipelineParams } from './pipelines/types.js';
 import type { Tensor } from './tensor.js';
 import { encodePng, latentPreview, requestInfotext, tensorToImages, type LatentFamily } from './image/index.js';
@@ -107,6 +108,8 @@ async function runPipeline(model: LoadedModel, params: PipelineParams): Promise<
       return runStableDiffusionXL(model, params);
     case 'upscale':
       return runUpscaleX4(model, params);
+    case 'sd3':
+      return runStableDiffusion3(model, params);
     default:
       throw new BadRequestError(`Model family "${model.info.family}" (${model.info.pipelineClass}) is not supported by this engine version yet.`);
   }

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { ModelGraph, ModelFolderError, type Provider } from './onnx/session.js';
 import { readModelInfo, type ModelInfo } from './model-folder.js';
 import { ClipTokenizer } from './text/clip-tokenizer.js';
+import { T5Tokenizer } from './text/t5-tokenizer.js';
 
 export interface LoadedModel {
   info: ModelInfo;
@@ -18,6 +19,9 @@ export interface LoadedModel {
   textEncoder2: ModelGraph | null;
   tokenizer: ClipTokenizer | null;
   tokenizer2: ClipTokenizer | null;
+  /** SD3's T5 encoder and tokenizer, when the folder has them. */
+  textEncoder3: ModelGraph | null;
+  tokenizer3: T5Tokenizer | null;
   release(): Promise<void>;
 }
 
@@ -39,15 +43,18 @@ function expectOneOfOutputs(graph: ModelGraph, names: readonly string[]): void {
 export async function loadModel(dir: string, providers: readonly Provider[] = ['cpu']): Promise<LoadedModel> {
   const info = readModelInfo(dir);
   const denoiser = info.family === 'sd3' ? 'transformer' : 'unet';
-  const [unet, vaeDecoder, vaeEncoder, textEncoder, textEncoder2] = await Promise.all([
+  const [unet, vaeDecoder, vaeEncoder, textEncoder, textEncoder2, textEncoder3] = await Promise.all([
     ModelGraph.load(join(info.dir, denoiser, 'model.onnx'), providers),
     ModelGraph.load(join(info.dir, 'vae_decoder', 'model.onnx'), providers),
     optionalGraph(info.dir, 'vae_encoder', providers),
     optionalGraph(info.dir, 'text_encoder', providers),
     optionalGraph(info.dir, 'text_encoder_2', providers),
+    optionalGraph(info.dir, 'text_encoder_3', providers),
   ]);
   const tokenizer = info.components.has('tokenizer') ? await ClipTokenizer.fromFolder(join(info.dir, 'tokenizer')) : null;
   const tokenizer2 = info.components.has('tokenizer_2') ? await ClipTokenizer.fromFolder(join(info.dir, 'tokenizer_2')) : null;
+  const tokenizer3 = textEncoder3 && info.components.has('tokenizer_3') ? await T5Tokenizer.fromFolder(join(info.dir, 'tokenizer_3')) : null;
+  if (textEncoder3 && !tokenizer3) throw new ModelFolderError(`${info.dir}: text_encoder_3/ needs tokenizer_3/`);
 
   if (denoiser === 'unet') {
     expectInputs(unet, ['sample', 'timestep', 'encoder_hidden_states']);
@@ -56,6 +63,9 @@ export async function loadModel(dir: string, providers: readonly Provider[] = ['
     if (typeof c === 'number' && c !== info.unetInChannels) {
       throw new ModelFolderError(`${unet.path}: input "sample" has ${c} channels but unet/config.json says in_channels ${info.unetInChannels}`);
     }
+  } else {
+    expectInputs(unet, ['hidden_states', 'timestep', 'encoder_hidden_states', 'pooled_projections']);
+    expectOneOfOutputs(unet, ['out_hidden_states']);
   }
   expectInputs(vaeDecoder, ['latent_sample']);
   expectOneOfOutputs(vaeDecoder, ['sample']);
@@ -66,9 +76,10 @@ export async function loadModel(dir: string, providers: readonly Provider[] = ['
   if (textEncoder) expectInputs(textEncoder, ['input_ids']);
   if (!textEncoder || !tokenizer) throw new ModelFolderError(`${info.dir}: missing text_encoder/ or tokenizer/`);
 
-  const graphs = [unet, vaeDecoder, vaeEncoder, textEncoder, textEncoder2].filter((g): g is ModelGraph => g !== null);
+  if (textEncoder3) expectInputs(textEncoder3, ['input_ids']);
+  const graphs = [unet, vaeDecoder, vaeEncoder, textEncoder, textEncoder2, textEncoder3].filter((g): g is ModelGraph => g !== null);
   return {
-    info, unet, vaeDecoder, vaeEncoder, textEncoder, textEncoder2, tokenizer, tokenizer2,
+    info, unet, vaeDecoder, vaeEncoder, textEncoder, textEncoder2, tokenizer, tokenizer2, textEncoder3, tokenizer3,
     release: async () => {
       await Promise.all(graphs.map((g) => g.release()));
     },

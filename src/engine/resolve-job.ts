@@ -4,7 +4,7 @@
  */
 import type { LoadedModel } from './loaded-model.js';
 import type { PipelineParams } from './pipelines/types.js';
-import { FAMILY_DEFAULTS } from './defaults.js';
+import { defaultsFor } from './defaults.js';
 import { decodeImage, decodeMask, imageToTensor, loadImageRef, maskToTensor, resizeRgb, rgbToGray } from './image/index.js';
 import { BadRequestError, seedForImage, type GenerationRequest, type ImageRef } from '../queue/job.js';
 
@@ -22,7 +22,7 @@ export async function resolveJob(
 ): Promise<ResolvedJob> {
   const notes: string[] = [];
   const { info } = model;
-  const defaults = FAMILY_DEFAULTS[info.family];
+  const defaults = defaultsFor(info);
   const mult = info.vaeScaleFactor;
 
   const needsInit = request.kind === 'img2img' || request.kind === 'inpaint' || request.kind === 'depth2img' || request.kind === 'upscale' || request.kind === 'variation';
@@ -84,7 +84,7 @@ export async function resolveJob(
       steps: request.steps ?? defaults.steps,
       guidance: request.guidance ?? defaults.guidance,
       guidanceRescale: request.guidanceRescale,
-      sampler: request.sampler,
+      sampler: request.sampler ?? defaults.sampler,
       schedule: request.schedule,
       width,
       height,
@@ -92,6 +92,8 @@ export async function resolveJob(
       init: initTensor,
       mask: maskTensor,
       noiseLevel: request.noiseLevel,
+      useT5: request.t5,
+      maxSequenceLength: request.maxSequenceLength,
       microConditioning: { originalSize: request.originalSize, cropTopLeft: request.cropTopLeft, targetSize: request.targetSize },
     },
   };

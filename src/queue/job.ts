@@ -90,6 +90,10 @@ export const generationRequestSchema = z.object({
     .object({ model: z.string().min(1), switchAt: z.number().min(0).max(1).default(0.8) })
     .nullable()
     .default(null),
+  /** SD3: use the T5 encoder (false = zeros in its place, as diffusers does without text_encoder_3: less memory). */
+  t5: z.boolean().default(true),
+  /** SD3: T5 sequence length (diffusers' default 256). */
+  maxSequenceLength: z.number().int().min(1).max(512).default(256),
   /** Ask the engine for cheap latent previews in progress events. */
   previews: z.boolean().default(false),
   origin: originSchema.default({ platform: 'cli', userId: 'cli' }),

@@ -1,5 +1,5 @@
 /**
- * SD 1.x / 2.x and SDXL pipelines against diffusers' reference outputs (test/fixtures/models/*.cases.json), through the same
+ * SD 1.x / 2.x, SDXL and SD3 pipelines against diffusers' reference outputs (test/fixtures/models/*.cases.json), through the same
  * engine path as `sdbot generate`: final latents within 2e-3 + 1e-3·|ref|, images within 2/255 per pixel.
  */
 import { join } from 'node:path';
@@ -9,7 +9,7 @@ import type { PipelineOutput } from '../../src/engine/pipelines/types.js';
 import { parseRequest } from '../../src/queue/job.js';
 import { caseRequest, FIXTURE_MODELS, flatten, loadCases, maxAbsDiff, rawRgb, worstRatio } from '../helpers/fixture-cases.js';
 
-const MODELS = ['tiny-sd15', 'tiny-sd15-inpaint', 'tiny-sd2-v', 'tiny-sdxl', 'tiny-x4-upscaler', 'tiny-sd2-depth'];
+const MODELS = ['tiny-sd15', 'tiny-sd15-inpaint', 'tiny-sd2-v', 'tiny-sdxl', 'tiny-x4-upscaler', 'tiny-sd2-depth', 'tiny-sd3'];
 
 describe('SD 1.x / 2.x / SDXL pipelines reproduce diffusers', async () => {
   const engine = await createEngine();

@@ -61,6 +61,8 @@ export function caseRequest(c: FixtureCase): GenerationRequestInput {
     width: c.pipeline === 'upscale' ? null : c.width,
     height: c.pipeline === 'upscale' ? null : c.height,
     ...(typeof c['noise_level'] === 'number' ? { noiseLevel: c['noise_level'] } : {}),
+    ...(typeof c['use_t5'] === 'boolean' ? { t5: c['use_t5'] } : {}),
+    ...(typeof c['max_sequence_length'] === 'number' ? { maxSequenceLength: c['max_sequence_length'] } : {}),
     strength: c.strength ?? 0.75,
     initImage: file(c.inputs?.['init_image'] ?? c.inputs?.['image']),
     maskImage: file(c.inputs?.['mask_image']),

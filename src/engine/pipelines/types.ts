@@ -30,6 +30,9 @@ export interface PipelineParams {
   initImage?: { rgb: Uint8Array; width: number; height: number } | null;
   /** A user-supplied depth map: PIL "L" values / 255, row-major. */
   depthMap?: { data: Float32Array; width: number; height: number } | null;
+  /** SD3 text: T5 on/off and its sequence length. */
+  useT5?: boolean;
+  maxSequenceLength?: number;
   /** x4 upscaler: noise added to the low-res image (0 … max_noise_level). */
   noiseLevel?: number;
   signal?: AbortSignal | undefined;

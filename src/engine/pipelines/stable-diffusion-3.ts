@@ -1,0 +1,138 @@
+/**
+ * Stable Diffusion 3 / 3.5 (MM-DiT, rectified flow): txt2img and img2img as diffusers' StableDiffusion3Pipeline and
+ * StableDiffusion3Img2ImgPipeline (0.30.3).
+ *
+ *   CLIP-L + CLIP-G (penultimate layers, padded to the joint width) ‖ T5 along the sequence, pooled = both CLIP
+ *   projections → flow-matching latents (16 channels) → transformer(x, σ·1000) → v-guidance → Euler/DPM++ step on σ
+ *   → decode latents / scale + shift
+ */
+import type { LoadedModel } from '../loaded-model.js';
+import { createScheduler } from '../sampling/index.js';
+import { flowImg2ImgStart } from '../sampling/samplers/flow-match-euler.js';
+import { TorchGenerator } from '../sampling/torch-rng.js';
+import { catBatch, repeatBatch, type Tensor } from '../tensor.js';
+import { denoise, encodeClip, noiseSampler, randnPerImage, runDenoiser, vaeDecode, vaeEncodeSample } from './steps.js';
+import type { PipelineOutput, PipelineParams } from './types.js';
+import { BadRequestError } from '../../queue/job.js';
+import { num } from '../model-folder.js';
+
+interface Sd3Text {
+  /** [1, 77 + L, joint] (77 + 77 zeros without T5). */
+  hidden: Tensor;
+  /** [1, pooled_projection_dim]. */
+  pooled: Tensor;
+  notes: string[];
+}
+
+/** Pads [1, S, D] on the last axis with zeros to `width`. */
+function padLastDim(t: Tensor, width: number): Tensor {
+  const [n, s, d] = t.dims as [number, number, number];
+  if (d === width) return t;
+  if (d > width) throw new Error(`CLIP features (${d} wide) exceed the transformer's joint_attention_dim ${width}`);
+  const out = new Float32Array(n * s * width);
+  for (let r = 0; r < n * s; r++) out.set(t.data.subarray(r * d, (r + 1) * d), r * width);
+  return { data: out, dims: [n, s, width] };
+}
+
+function concatLastDim(a: Tensor, b: Tensor): Tensor {
+  const [n, s, d1] = a.dims as [number, number, number];
+  const d2 = b.dims[2]!;
+  const out = new Float32Array(n * s * (d1 + d2));
+  for (let r = 0; r < n * s; r++) {
+    out.set(a.data.subarray(r * d1, (r + 1) * d1), r * (d1 + d2));
+    out.set(b.data.subarray(r * d2, (r + 1) * d2), r * (d1 + d2) + d1);
+  }
+  return { data: out, dims: [n, s, d1 + d2] };
+}
+
+/** Concatenates [1, S1, D] and [1, S2, D] along the sequence. */
+function concatSequence(a: Tensor, b: Tensor): Tensor {
+  return { data: Float32Array.from([...a.data, ...b.data]), dims: [1, a.dims[1]! + b.dims[1]!, a.dims[2]!] };
+}
+
+async function encodeSd3(model: LoadedModel, text: string, p: PipelineParams, joint: number): Promise<Sd3Text> {
+  const notes: string[] = [];
+  const a = await encodeClip(model.tokenizer!, model.textEncoder!, text, 'penultimate');
+  const b = await encodeClip(model.tokenizer2!, model.textEncoder2!, text, 'penultimate');
+  if (!a.pooled || !b.pooled) throw new Error('SD3 CLIP encoders need "text_embeds" outputs (CLIPTextModelWithProjection)');
+  if (a.truncated) notes.push(`Prompt cut at ${model.tokenizer!.maxLength} tokens for CLIP; dropped: "${a.droppedText}"`);
+  const clip = padLastDim(concatLastDim(a.hidden, b.hidden), joint);
+  const pooled = concatLastDim({ data: a.pooled.data, dims: [1, 1, a.pooled.dims[1]!] }, { data: b.pooled.data, dims: [1, 1, b.pooled.dims[1]!] });
+  let t5: Tensor;
+  const useT5 = (p.useT5 ?? true) && model.textEncoder3 !== null && model.tokenizer3 !== null;
+  if (useT5) {
+    const L = p.maxSequenceLength ?? 256;
+    const enc = model.tokenizer3!.encodeForModel(text, L);
+    if (enc.truncated) notes.push(`Prompt cut at ${L} T5 tokens; dropped: "${enc.droppedText}"`);
+    const out = await model.textEncoder3!.run({ input_ids: { ints: enc.ids, dims: [1, L] } });
+    const h = out['last_hidden_state'] ?? Object.values(out)[0];
+    if (!h) throw new Error(`${model.textEncoder3!.path}: no outputs`);
+    t5 = { data: h.data, dims: h.dims };
+  } else {
+    // diffusers without text_encoder_3: zeros as long as the CLIP tokenizer's max length.
+    const len = model.tokenizer!.maxLength;
+    t5 = { data: new Float32Array(len * joint), dims: [1, len, joint] };
+  }
+  return { hidden: concatSequence(clip, t5), pooled: { data: pooled.data, dims: [1, pooled.dims[2]!] }, notes };
+}
+
+export async function runStableDiffusion3(model: LoadedModel, p: PipelineParams): Promise<PipelineOutput> {
+  const { info } = model;
+  if (!model.textEncoder2 || !model.tokenizer2) throw new BadRequestError(`${info.name} lacks text_encoder_2/tokenizer_2, which SD3 needs.`);
+  if (p.mask) throw new BadRequestError('Inpainting with SD3 is not supported yet.');
+  const joint = num(info.unetConfig, 'joint_attention_dim', 4096);
+  const n = p.seeds.length;
+  const latentShape = [info.latentChannels, p.height / info.vaeScaleFactor, p.width / info.vaeScaleFactor];
+
+  let t0 = performance.now();
+  const cfg = p.guidance > 1;
+  const cond = await encodeSd3(model, p.prompt, p, joint);
+  // SD3 encodes "" for a missing negative prompt (no zeroing, unlike SDXL).
+  const uncond = cfg ? await encodeSd3(model, p.negativePrompt ?? '', p, joint) : null;
+  const hidden = uncond ? catBatch([repeatBatch(uncond.hidden, n), repeatBatch(cond.hidden, n)]) : repeatBatch(cond.hidden, n);
+  const pooled = uncond ? catBatch([repeatBatch(uncond.pooled, n), repeatBatch(cond.pooled, n)]) : repeatBatch(cond.pooled, n);
+  const textMs = performance.now() - t0;
+
+  const scheduler = createScheduler({ sampler: p.sampler, schedule: p.schedule, folderConfig: info.schedulerConfig, steps: p.steps });
+  const generators = p.seeds.map((s) => new TorchGenerator(s));
+  let timesteps = [...scheduler.timesteps];
+  let latents: Tensor;
+  if (p.init) {
+    // SD3's own strength rule (int() after the subtraction), then x = σ·noise + (1 − σ)·x0.
+    const tStart = flowImg2ImgStart(p.steps, p.strength) * scheduler.order;
+    timesteps = timesteps.slice(tStart);
+    if (timesteps.length === 0) throw new BadRequestError(`Strength ${p.strength} with ${p.steps} steps leaves no denoising step: raise one of them.`);
+    scheduler.setBeginIndex(tStart);
+    const encoded = [];
+    for (const g of generators) encoded.push(await vaeEncodeSample(model.vaeEncoder!, p.init, g, info.scalingFactor, info.shiftFactor));
+    const x0 = catBatch(encoded);
+    const noise = randnPerImage(generators, latentShape);
+    latents = { data: scheduler.addNoise(x0.data, noise.data, timesteps[0]!), dims: x0.dims };
+  } else {
+    latents = randnPerImage(generators, latentShape);
+    const s = Math.fround(scheduler.initNoiseSigma);
+    if (s !== 1) latents = { data: latents.data.map((v) => Math.fround(v * s)), dims: latents.dims };
+  }
+
+  const rows = (t: Tensor, start: number, count: number): Tensor => {
+    const per = t.data.length / t.dims[0]!;
+    return { data: t.data.subarray(start * per, (start + count) * per), dims: [count, ...t.dims.slice(1)] };
+  };
+  const timing = { unetMs: 0 };
+  t0 = performance.now();
+  latents = await denoise({
+    scheduler, timesteps, latents, guidance: p.guidance, guidanceRescale: p.guidanceRescale,
+    noise: noiseSampler(generators, latentShape), signal: p.signal, timing, onStep: p.onStep,
+    model: (input, t) => runDenoiser(model.unet, 'hidden_states', 'out_hidden_states', input, t, (start, count) => ({
+      encoder_hidden_states: rows(hidden, start, count),
+      pooled_projections: rows(pooled, start, count),
+    })),
+  });
+  const denoiseMs = performance.now() - t0;
+  t0 = performance.now();
+  const images = await vaeDecode(model.vaeDecoder, latents, info.scalingFactor, info.shiftFactor);
+  return {
+    latents, images, notes: [...cond.notes],
+    timings: { textMs, denoiseMs, unetMs: timing.unetMs, decodeMs: performance.now() - t0 },
+  };
+}

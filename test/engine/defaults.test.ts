@@ -1,0 +1,36 @@
+/** Per-family defaults come from the folder: SD3.5 is told from SD3 by its transformer config. */
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { defaultsFor, isSd35 } from '../../src/engine/defaults.js';
+import { readModelInfo } from '../../src/engine/model-folder.js';
+import { requestFromOptions } from '../../src/cli/generate.js';
+import { FIXTURE_MODELS } from '../helpers/fixture-cases.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'sdbot-defaults-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe('model defaults', () => {
+  it('SD3 keeps its folder scheduler; an SD3.5 transformer config gets DPM++ 2M, 40 steps, CFG 4.5', () => {
+    const sd3 = readModelInfo(join(FIXTURE_MODELS, 'tiny-sd3'));
+    expect(isSd35(sd3)).toBe(false);
+    expect(defaultsFor(sd3)).toEqual({ steps: 28, guidance: 7.0, sampler: null });
+    const dir = join(tmp, 'tiny-sd35');
+    cpSync(join(FIXTURE_MODELS, 'tiny-sd3'), dir, { recursive: true });
+    const cfgPath = join(dir, 'transformer', 'config.json');
+    writeFileSync(cfgPath, JSON.stringify({ ...JSON.parse(readFileSync(cfgPath, 'utf8')), qk_norm: 'rms_norm' }));
+    expect(defaultsFor(readModelInfo(dir))).toEqual({ steps: 40, guidance: 4.5, sampler: 'flow_dpmpp_2m' });
+  });
+
+  it('SD1.5 and SDXL defaults', () => {
+    expect(defaultsFor(readModelInfo(join(FIXTURE_MODELS, 'tiny-sd15'))).guidance).toBe(7.5);
+    expect(defaultsFor(readModelInfo(join(FIXTURE_MODELS, 'tiny-sdxl'))).guidance).toBe(5.0);
+  });
+
+  it('generate maps --no-t5 and --max-sequence-length onto the request', () => {
+    const r = requestFromOptions({ model: 'x/tiny-sd3', prompt: 'p', out: '/tmp', t5: false, maxSequenceLength: 77, seed: '1' });
+    expect(r).toMatchObject({ model: 'tiny-sd3', t5: false, maxSequenceLength: 77, seed: '1' });
+    expect(requestFromOptions({ model: 'm', prompt: 'p', out: '/tmp', seed: '1' })).toMatchObject({ t5: true, maxSequenceLength: 256 });
+  });
+});
