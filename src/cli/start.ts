@@ -86,7 +86,8 @@ class Lifecycle {
 function spawnEngine(o: StartOptions, redisUrl: string): ChildProcess {
   const tsx = createRequire(import.meta.url).resolve('tsx/cli');
   const models = o.model.length === 0 && !o.modelsFile ? [DEMO_MODEL] : o.model;
-  const args = [tsx, join(ROOT, 'src', 'cli.ts'), 'engine', '--redis', redisUrl, ...models.flatMap((m) => ['--model', m])];
+  // One machine: its metrics stay on this machine too.
+  const args = [tsx, join(ROOT, 'src', 'cli.ts'), 'engine', '--redis', redisUrl, '--metrics-host', '127.0.0.1', ...models.flatMap((m) => ['--model', m])];
   if (o.modelsFile) args.push('--models-file', o.modelsFile);
   return spawn(process.execPath, args, { stdio: 'inherit' });
 }
@@ -117,7 +118,8 @@ async function loadSlack(): Promise<SlackModule | null> {
 /** Starts the chat adapters on one shared bot core; returns the web chat's URL when it runs. */
 async function startAdapters(o: StartOptions, queue: RedisQueueClient, redisUrl: string, life: Lifecycle, log: Logger, demo: boolean): Promise<string | null> {
   const discord = discordOptionsFromEnv();
-  const slackModule = await loadSlack();
+  // Loaded only when configured: a Slack-less start never touches @slack/bolt.
+  const slackModule = process.env.SLACK_BOT_TOKEN?.trim() ? await loadSlack() : null;
   const slack = slackModule?.slackOptionsFromEnv() ?? null;
   const web = o.web === 'on' || (o.web === 'auto' && !discord && !slack);
   const handle = await createBotCore({

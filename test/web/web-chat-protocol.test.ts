@@ -24,11 +24,11 @@ class Page {
     });
   }
 
-  static async open(chat: WebChat, userId: string): Promise<Page> {
+  static async open(chat: WebChat, userId: string, secret = `secret-of-${userId}-0123456789`): Promise<Page> {
     const ws = new WebSocket(`${chat.url}ws`.replace('http', 'ws'));
     await new Promise((r, j) => ws.once('open', r).once('error', j));
     const page = new Page(ws);
-    ws.send(JSON.stringify({ type: 'hello', userId, name: userId }));
+    ws.send(JSON.stringify({ type: 'hello', userId, name: userId, secret }));
     await page.until(() => page.events.some((e) => e.type === 'welcome'));
     return page;
   }
@@ -129,6 +129,18 @@ describe('web chat protocol', () => {
     await bob.until(() => [...bob.messages.values()].some((m) => m.lines.join().includes('Only the web chat admins')));
     alice.send({ type: 'send', text: '/sd-admin limits 3' });
     await alice.until(() => [...alice.messages.values()].some((m) => m.lines.join().includes('3 job(s)')));
+  });
+
+  it('a user id cannot be taken over without its browser secret; malformed events are dropped', async () => {
+    const ws = new WebSocket(`${chat.url}ws`.replace('http', 'ws'));
+    await new Promise((r) => ws.once('open', r));
+    for (const junk of ['nope', '[]', 'null', '{"type":"send","text":"/imagine x","files":"abc"}', '{"type":"click"}']) ws.send(junk);
+    ws.send(JSON.stringify({ type: 'hello', userId: 'alice', name: 'mallory', secret: 'a-guess-that-is-long-enough' }));
+    const code = await new Promise<number>((r) => ws.once('close', (c) => r(c)));
+    expect(code).toBe(4001);
+    alice.send({ type: 'send', text: '/imagine still here --steps 1', files: 'abc' });
+    alice.send({ type: 'send', text: '/sd-admin limits' });
+    await alice.until(() => [...alice.messages.values()].filter((m) => m.lines.join().includes('job(s) queued or running at once')).length >= 2);
   });
 
   it('refuses cross-site uploads and websockets', async () => {

@@ -2,6 +2,7 @@
  * The local web chat: one page on http://127.0.0.1:8080 that behaves like a chat channel, driven by the same bot
  * core as Discord and Slack. `sdbot start` runs it when no chat credentials are set.
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { WebSocket } from 'ws';
 import type { BotCore } from '../core/bot-core.js';
@@ -52,16 +53,43 @@ export function webOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): WebEnv 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 const NAME_MAX = 40;
 
+const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
+
+/** Events from the page, shape-checked: anything else is dropped (the page is not trusted). */
 function parseEvent(raw: string): ClientEvent | null {
+  let e: Record<string, unknown>;
   try {
-    const e = JSON.parse(raw) as Partial<ClientEvent> & Record<string, unknown>;
-    if (e.type === 'hello' && typeof e.userId === 'string' && typeof e.name === 'string') return e as ClientEvent;
-    if (e.type === 'send' && typeof e.text === 'string') return e as ClientEvent;
-    if (e.type === 'click' && typeof e.messageId === 'string' && typeof e.buttonId === 'string') return e as ClientEvent;
+    e = JSON.parse(raw) as Record<string, unknown>;
   } catch {
-    // not JSON: ignored like any other malformed event
+    return null;
   }
+  if (typeof e !== 'object' || e === null) return null;
+  if (e.type === 'hello' && typeof e.userId === 'string' && typeof e.name === 'string' && typeof e.secret === 'string' && e.secret.length >= 16) {
+    return { type: 'hello', userId: e.userId, name: e.name, secret: e.secret };
+  }
+  if (e.type === 'send' && typeof e.text === 'string' && (e.files === undefined || isStrings(e.files)) && (e.replyTo === undefined || typeof e.replyTo === 'string')) {
+    return { type: 'send', text: e.text, ...(e.files ? { files: e.files } : {}), ...(e.replyTo ? { replyTo: e.replyTo } : {}) };
+  }
+  if (e.type === 'click' && typeof e.messageId === 'string' && typeof e.buttonId === 'string') return { type: 'click', messageId: e.messageId, buttonId: e.buttonId };
   return null;
+}
+
+/**
+ * The chat has no accounts, but a user id must not be taken over by whoever reads it off a message: the first
+ * page to claim an id binds it to a secret kept in that browser; later claims need the same secret.
+ */
+class IdentityBook {
+  private readonly secrets = new Map<string, string>();
+
+  claim(userId: string, secret: string): boolean {
+    const digest = createHash('sha256').update(secret).digest();
+    const known = this.secrets.get(userId);
+    if (!known) {
+      this.secrets.set(userId, digest.toString('hex'));
+      return true;
+    }
+    return timingSafeEqual(Buffer.from(known, 'hex'), digest);
+  }
 }
 
 export async function startWebChat(opts: WebChatOptions = {}): Promise<WebChat> {
@@ -85,6 +113,8 @@ export async function startWebChat(opts: WebChatOptions = {}): Promise<WebChat> 
     maxUploadBytes,
   };
   const sockets = new Set<WebSocket>();
+  const logFailure = (err: unknown) => deps.core.options.logger.error({ err: err instanceof Error ? err.stack : String(err) }, 'web chat event failed');
+  const identities = new IdentityBook();
   const onSocket = (ws: WebSocket) => {
     sockets.add(ws);
     let user: ChatAuthor | null = null;
@@ -96,7 +126,12 @@ export async function startWebChat(opts: WebChatOptions = {}): Promise<WebChat> 
       const event = parseEvent(data.toString());
       if (!event) return;
       if (event.type === 'hello') {
-        user = { id: event.userId.slice(0, 64), name: event.name.trim().slice(0, NAME_MAX) || 'guest', bot: false };
+        const userId = event.userId.slice(0, 64);
+        if (!identities.claim(userId, event.secret)) {
+          ws.close(4001, 'that user id belongs to another browser');
+          return;
+        }
+        user = { id: userId, name: event.name.trim().slice(0, NAME_MAX) || 'guest', bot: false };
         listener.userId = user.id;
         channel.listeners.add(listener);
         listener.send({ type: 'welcome', you: user, history: channel.history(user.id) });
@@ -106,9 +141,9 @@ export async function startWebChat(opts: WebChatOptions = {}): Promise<WebChat> 
       if (event.type === 'send') {
         const images: WireImage[] = (event.files ?? []).filter((f) => typeof f === 'string' && channel.files.get(f)).slice(0, 2)
           .map((f) => ({ url: `/files/${f}`, name: channel.files.get(f)?.name ?? 'image' }));
-        void handleSend(user, event.text.slice(0, 6000), images, event.replyTo, deps);
+        handleSend(user, event.text.slice(0, 6000), images, event.replyTo, deps).catch(logFailure);
       } else {
-        void handleClick(user, event.messageId, event.buttonId, deps);
+        handleClick(user, event.messageId, event.buttonId, deps).catch(logFailure);
       }
     });
     ws.on('close', () => {

@@ -36,7 +36,8 @@ export interface ChatMessage {
 }
 
 export type ClientEvent =
-  | { type: 'hello'; userId: string; name: string }
+  /** `secret`: random, kept in the browser; binds the user id to this browser (see IdentityBook). */
+  | { type: 'hello'; userId: string; name: string; secret: string }
   | { type: 'send'; text: string; files?: string[]; replyTo?: string }
   | { type: 'click'; messageId: string; buttonId: string };
 

@@ -17,8 +17,13 @@ function identity() {
     id = `web-${crypto.getRandomValues(new Uint32Array(2)).join('')}`;
     localStorage.setItem('sdbot.userId', id);
   }
+  let secret = localStorage.getItem('sdbot.secret');
+  if (!secret) {
+    secret = [...crypto.getRandomValues(new Uint8Array(24))].map((b) => b.toString(16).padStart(2, '0')).join('');
+    localStorage.setItem('sdbot.secret', secret);
+  }
   const name = localStorage.getItem('sdbot.name') || `guest-${id.slice(-4)}`;
-  return { id, name };
+  return { id, name, secret };
 }
 
 $('rename').addEventListener('click', () => {
@@ -31,12 +36,16 @@ $('rename').addEventListener('click', () => {
 
 // ---- connection ----
 function connect() {
-  const { id, name } = identity();
+  const { id, name, secret } = identity();
   const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
   state.socket = ws;
-  ws.addEventListener('open', () => ws.send(JSON.stringify({ type: 'hello', userId: id, name })));
+  ws.addEventListener('open', () => ws.send(JSON.stringify({ type: 'hello', userId: id, name, secret })));
   ws.addEventListener('message', (ev) => onEvent(JSON.parse(ev.data)));
-  ws.addEventListener('close', () => {
+  ws.addEventListener('close', (ev) => {
+    if (ev.code === 4001) {
+      // Another browser holds this id (a copied profile?): start over with a new identity.
+      for (const k of ['sdbot.userId', 'sdbot.secret']) localStorage.removeItem(k);
+    }
     setStatus('offline — reconnecting…', false);
     setTimeout(connect, 1000);
   });
