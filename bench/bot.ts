@@ -1,7 +1,9 @@
 /**
  * `npm run bench:bot`: Discord defer latency under a burst of 200 concurrent /imagine interactions from the fake
  * gateway (time from the dispatch leaving the fake to the deferral arriving at its REST API; target p99 ≤ 250 ms),
- * then the time from interaction to final message for one job on the tiny SD 1.5 model (real Redis + engine).
+ * the same for Slack (time from sending a signed /imagine request to the bot's HTTP receiver to its ack response;
+ * target p99 ≤ 250 ms), then the time from interaction to final message for one job on the tiny SD 1.5 model
+ * (real Redis + engine).
  */
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -14,6 +16,9 @@ import { startHarness, waitCallback, waitFinalEdit } from '../test/bot/discord-h
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { FakeDiscord } from '../test/fakes/discord/server.js';
+import { FakeSlack } from '../test/fakes/slack/server.js';
+import { waitBotMessage, waitFinal } from '../test/bot/slack-harness.js';
+import { SLACK_EVENTS_PATH } from '../src/bot/slack/start.js';
 
 const BURST = Number(process.env.BENCH_BURST ?? 200);
 
@@ -60,6 +65,46 @@ async function deferBurst(): Promise<void> {
   }
 }
 
+/**
+ * Slack: the bot's HTTP receiver in one worker thread, 200 signed /imagine requests sent at once from another
+ * (the fake Web API stays in this one), as Slack's servers would send them.
+ */
+async function slackAckBurst(): Promise<void> {
+  const fake = await FakeSlack.start();
+  const entry = new URL('./slack-bot-process.ts', import.meta.url).href;
+  const boot = `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`;
+  const bot = new Worker(boot, { eval: true, workerData: { apiUrl: fake.apiUrl, token: fake.botToken, signingSecret: fake.signingSecret } });
+  const [{ port }] = (await once(bot, 'message')) as [{ port: number }];
+  fake.botUrl = `http://127.0.0.1:${port}${SLACK_EVENTS_PATH}`;
+  try {
+    const warm = await fake.sendCommand('UWARM', '/imagine', 'warm up --count 1').result;
+    if (warm.status !== 200) throw new Error(`warm-up command answered ${warm.status}`);
+    await waitFinal(fake, (await waitBotMessage(fake, (m) => m.text.includes('warm up'))).ts);
+    bot.postMessage('latencies');
+    await once(bot, 'message');
+    const bodies = Array.from({ length: BURST }, (_, k) => new URLSearchParams(fake.commandPayload(`U${k}`, '/imagine', `slack burst ${k} --count 1 --steps 2`)).toString());
+    const senderEntry = new URL('./slack-sender.ts', import.meta.url).href;
+    const t0 = performance.now();
+    const sender = new Worker(`import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(senderEntry)}); })`, { eval: true, workerData: { url: fake.botUrl, secret: fake.signingSecret, bodies } });
+    const [results] = (await once(sender, 'message')) as [{ status: number; ms: number }[]];
+    const wall = performance.now() - t0;
+    const refused = results.filter((r) => r.status !== 200).length;
+    const latencies = results.map((r) => r.ms).sort((a, b) => a - b);
+    bot.postMessage('latencies');
+    const [inside] = (await once(bot, 'message')) as [number[]];
+    inside.sort((a, b) => a - b);
+    console.log(`slack ack latency, burst of ${BURST} /imagine (signed HTTP, sender to response): p50 ${pct(latencies, 50).toFixed(1)} ms, p99 ${pct(latencies, 99).toFixed(1)} ms, max ${latencies.at(-1)?.toFixed(1)} ms (all acked in ${wall.toFixed(0)} ms${refused ? `; ${refused} not 200` : ''})`);
+    console.log(`slack ack latency inside the bot (request received → ack written): p50 ${pct(inside, 50).toFixed(1)} ms, p99 ${pct(inside, 99).toFixed(1)} ms, max ${inside.at(-1)?.toFixed(1)} ms`);
+    await Promise.all(Array.from({ length: BURST }, async (_, k) => waitFinal(fake, (await waitBotMessage(fake, (m) => m.text.includes(`slack burst ${k}*`), 120_000)).ts, 120_000)));
+    console.log(`slack burst: all ${BURST} results delivered ${((performance.now() - t0) / 1000).toFixed(1)} s after the first command`);
+  } finally {
+    bot.postMessage('stop');
+    await once(bot, 'message');
+    await bot.terminate();
+    await fake.close();
+  }
+}
+
 async function tinyModelRoundTrip(): Promise<void> {
   const redis = await startRedis();
   const inputs = new Redis(redis.url, { maxRetriesPerRequest: null });
@@ -88,6 +133,9 @@ async function tinyModelRoundTrip(): Promise<void> {
   }
 }
 
-await deferBurst();
-await tinyModelRoundTrip();
+// BENCH_PARTS=slack (or discord, tiny, comma-separated) runs only those parts.
+const PARTS = new Set((process.env.BENCH_PARTS ?? 'discord,slack,tiny').split(',').map((s) => s.trim()));
+if (PARTS.has('discord')) await deferBurst();
+if (PARTS.has('slack')) await slackAckBurst();
+if (PARTS.has('tiny')) await tinyModelRoundTrip();
 process.exit(0);

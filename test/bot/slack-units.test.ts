@@ -94,3 +94,16 @@ describe('Slack configuration', () => {
     expect(slackFetchPolicy('t', 'http://127.0.0.1:5000/api/')).toMatchObject({ allowedHosts: ['files.slack.com', '127.0.0.1:5000'], allowHttp: true });
   });
 });
+
+describe('AckFirstGate', () => {
+  it('releases waiters in order, one per event-loop turn, with I/O callbacks between them', async () => {
+    const { AckFirstGate } = await import('../../src/bot/slack/ack-first.js');
+    const gate = new AckFirstGate();
+    const order: string[] = [];
+    const waits = [1, 2, 3].map((k) => gate.turn().then(() => order.push(`job${k}`)));
+    // An immediate queued after the waiters still runs between the first and the second release.
+    setImmediate(() => order.push('io'));
+    await Promise.all(waits);
+    expect(order).toEqual(['job1', 'io', 'job2', 'job3']);
+  });
+});

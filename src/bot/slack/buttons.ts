@@ -23,6 +23,7 @@ interface ClickedMessage {
 export function registerButtons(app: App, deps: SlackDeps): void {
   app.action<BlockAction<ButtonAction>>(ACTION_PATTERN, async ({ ack, body, action, client, respond }) => {
     await ack();
+    await deps.afterAck.turn();
     try {
       await click(body, action, client, deps);
     } catch (err) {

@@ -43,6 +43,7 @@ async function imagine(c: SlashCommand, ack: AckFn<string | RespondArguments>, r
     return ack(ephemeral(toMrkdwn(slackUserMessage(err))));
   }
   await ack();
+  await deps.afterAck.turn();
   try {
     const request = await deps.core.attachImages(draft, deps.fetchPolicy);
     const out = slackSink(client, { channel: c.channel_id }, deps.core.options.logger);
@@ -55,6 +56,7 @@ async function imagine(c: SlashCommand, ack: AckFn<string | RespondArguments>, r
 
 async function admin(c: SlashCommand, ack: AckFn<string | RespondArguments>, respond: RespondFn, client: Client, deps: SlackDeps): Promise<void> {
   await ack();
+  await deps.afterAck.turn();
   const log = deps.core.options.logger;
   try {
     if (!(await isSlackAdmin(client, c.user_id, deps.adminUserIds))) {

@@ -2,12 +2,15 @@
 import type { BotCore } from '../core/bot-core.js';
 import { userMessageFor } from '../core/errors.js';
 import type { FetchPolicy } from '../core/fetch-image.js';
+import type { AckFirstGate } from './ack-first.js';
 
 export interface SlackDeps {
   core: BotCore;
   adminUserIds: ReadonlySet<string>;
   /** For users' pictures: Slack's file host (and the configured API host), with the bot token. */
   fetchPolicy: Omit<FetchPolicy, 'maxBytes' | 'maxPixels'>;
+  /** Handlers await a turn after their ack, so other requests' acks go first. */
+  afterAck: AckFirstGate;
 }
 
 /** Slack API error codes a person can act on. */

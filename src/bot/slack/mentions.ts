@@ -21,6 +21,7 @@ export function registerMentions(app: App, deps: SlackDeps): void {
   app.event('app_mention', async ({ event, client, context }) => {
     const e = event as Mention;
     if (e.bot_id || !e.user) return;
+    await deps.afterAck.turn(); // Bolt acked the event already; other requests' acks still go first
     const threadTs = e.thread_ts ?? e.ts;
     try {
       await remix(e, threadTs, client, context.botUserId, deps);

@@ -15,6 +15,7 @@ import type { AddressInfo } from 'node:net';
 import { App, HTTPReceiver, LogLevel, SocketModeReceiver, type Logger as BoltLogger, type Receiver } from '@slack/bolt';
 import type { BotCore, Logger } from '../core/bot-core.js';
 import { createBotCore, type CreateCoreOptions } from '../core/create-core.js';
+import { AckFirstGate } from './ack-first.js';
 import { registerButtons } from './buttons.js';
 import { registerCommands } from './commands.js';
 import type { SlackDeps } from './deps.js';
@@ -44,8 +45,9 @@ export interface SlackBot {
   app: App;
   core: BotCore;
   mode: 'http' | 'socket';
-  /** The HTTP port listened on (null in Socket Mode). */
+  /** The HTTP port listened on, and its server (null in Socket Mode). */
   port: number | null;
+  server: Server | null;
   botUserId: string;
   stop(): Promise<void>;
 }
@@ -122,6 +124,7 @@ export async function startSlackBot(opts: SlackBotOptions): Promise<SlackBot> {
     core,
     adminUserIds: new Set(opts.adminUserIds ?? []),
     fetchPolicy: slackFetchPolicy(opts.token, opts.apiUrl),
+    afterAck: new AckFirstGate(),
   };
   registerCommands(app, deps);
   registerButtons(app, deps);
@@ -131,15 +134,16 @@ export async function startSlackBot(opts: SlackBotOptions): Promise<SlackBot> {
   // Fails fast on a bad token, and names the bot in the log.
   const auth = await app.client.auth.test();
   let port: number | null = null;
+  let server: Server | null = null;
   if (mode === 'http') {
-    const server = (await app.start(opts.port ?? DEFAULT_SLACK_PORT)) as Server;
+    server = (await app.start(opts.port ?? DEFAULT_SLACK_PORT)) as Server;
     port = (server.address() as AddressInfo).port;
   } else {
     await app.start();
   }
   log.info({ mode, port, user: auth.user, team: auth.team }, 'slack bot ready');
   return {
-    app, core, mode, port, botUserId: auth.user_id ?? '',
+    app, core, mode, port, server, botUserId: auth.user_id ?? '',
     stop: async () => {
       await app.stop();
       await ownCore?.close();

@@ -8,11 +8,12 @@
  * https://docs.slack.dev/messaging/working-with-files#uploading_files
  * https://docs.slack.dev/apis/events-api/using-socket-mode
  */
-import { createHmac, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { signedPost, type PostResult, type Tamper } from './signed-post.js';
 
 export interface ApiCall {
   method: string;
@@ -305,22 +306,9 @@ export class FakeSlack extends EventEmitter {
 
   // ---- toward the bot: HTTP ---------------------------------------------------------------------------------------
 
-  /** Signs like Slack: v0= HMAC-SHA256(secret, `v0:{ts}:{body}`). */
-  sign(body: string, timestamp: number, secret = this.signingSecret): string {
-    return `v0=${createHmac('sha256', secret).update(`v0:${timestamp}:${body}`).digest('hex')}`;
-  }
-
   /** POSTs a signed request to the bot; `tamper` forges the signature or ages the timestamp. */
-  async post(body: string, contentType: string, tamper: { secret?: string; ageSeconds?: number } = {}): Promise<{ status: number; text: string; ms: number }> {
-    const timestamp = Math.floor(Date.now() / 1000) - (tamper.ageSeconds ?? 0);
-    const t0 = performance.now();
-    const res = await fetch(this.botUrl, {
-      method: 'POST',
-      headers: { 'content-type': contentType, 'x-slack-request-timestamp': String(timestamp), 'x-slack-signature': this.sign(body, timestamp, tamper.secret) },
-      body,
-    });
-    const text = await res.text();
-    return { status: res.status, text, ms: performance.now() - t0 };
+  post(body: string, contentType: string, tamper: Tamper = {}): Promise<PostResult> {
+    return signedPost(this.botUrl, body, contentType, this.signingSecret, tamper);
   }
 
   responseUrl(): string {
@@ -336,7 +324,7 @@ export class FakeSlack extends EventEmitter {
     };
   }
 
-  sendCommand(user: string, command: string, text: string, opts: { channel?: string; tamper?: { secret?: string; ageSeconds?: number } } = {}) {
+  sendCommand(user: string, command: string, text: string, opts: { channel?: string; tamper?: Tamper } = {}) {
     const fields = this.commandPayload(user, command, text, opts.channel);
     return { fields, result: this.post(new URLSearchParams(fields).toString(), 'application/x-www-form-urlencoded', opts.tamper) };
   }
