@@ -16,6 +16,18 @@ function int(v: string): number {
   return n;
 }
 
+function size(v: string): { width: number; height: number } {
+  const m = /^(\d+)x(\d+)$/i.exec(v.trim());
+  if (!m) throw new InvalidArgumentError('expected WIDTHxHEIGHT, e.g. 1024x1024');
+  return { width: Number(m[1]), height: Number(m[2]) };
+}
+
+function topLeft(v: string): { top: number; left: number } {
+  const m = /^(\d+),(\d+)$/.exec(v.trim());
+  if (!m) throw new InvalidArgumentError('expected TOP,LEFT, e.g. 0,0');
+  return { top: Number(m[1]), left: Number(m[2]) };
+}
+
 function float(v: string): number {
   const n = Number(v);
   if (!Number.isFinite(n)) throw new InvalidArgumentError('expected a number');
@@ -38,6 +50,16 @@ export interface GenerateOptions {
   strength?: number;
   mask?: string;
   out: string;
+  mode?: 'img2img' | 'inpaint' | 'depth' | 'upscale' | 'controlnet';
+  depthMap?: string;
+  noiseLevel?: number;
+  controlImage?: string;
+  controlScale?: number;
+  controlStart?: number;
+  controlEnd?: number;
+  originalSize?: { width: number; height: number };
+  crop?: { top: number; left: number };
+  targetSize?: { width: number; height: number };
   /** SD3: T5 sequence length, or no T5 at all. */
   maxSequenceLength?: number;
   t5?: boolean;
@@ -48,7 +70,7 @@ export interface GenerateOptions {
 /** Builds the request `sdbot generate` submits; the model id is the folder's name. */
 export function requestFromOptions(o: GenerateOptions): GenerationRequest {
   const input: GenerationRequestInput = {
-    kind: o.mask ? 'inpaint' : o.initImage ? 'img2img' : 'txt2img',
+    kind: o.mode === 'depth' ? 'depth2img' : o.mode ?? (o.mask ? 'inpaint' : o.initImage ? 'img2img' : o.controlImage ? 'controlnet' : 'txt2img'),
     model: basename(resolve(o.model)),
     prompt: o.prompt,
     negativePrompt: o.negative ?? null,
@@ -63,6 +85,15 @@ export function requestFromOptions(o: GenerateOptions): GenerationRequest {
     ...(o.strength !== undefined ? { strength: o.strength } : o.mask ? { strength: 1 } : {}),
     initImage: o.initImage ? { kind: 'file', path: resolve(o.initImage) } : null,
     maskImage: o.mask ? { kind: 'file', path: resolve(o.mask) } : null,
+    depthImage: o.depthMap ? { kind: 'file', path: resolve(o.depthMap) } : null,
+    controlImage: o.controlImage ? { kind: 'file', path: resolve(o.controlImage) } : null,
+    ...(o.controlScale !== undefined ? { controlScale: o.controlScale } : {}),
+    ...(o.controlStart !== undefined ? { controlStart: o.controlStart } : {}),
+    ...(o.controlEnd !== undefined ? { controlEnd: o.controlEnd } : {}),
+    ...(o.noiseLevel !== undefined ? { noiseLevel: o.noiseLevel } : {}),
+    originalSize: o.originalSize ?? null,
+    cropTopLeft: o.crop ?? null,
+    targetSize: o.targetSize ?? null,
     t5: o.t5 ?? true,
     ...(o.maxSequenceLength !== undefined ? { maxSequenceLength: o.maxSequenceLength } : {}),
   };
@@ -141,6 +172,16 @@ export function registerGenerate(program: Command): void {
     .option('--init-image <file>', 'start from this image (img2img)')
     .option('--strength <x>', 'img2img / inpaint denoising strength', float)
     .option('--mask <file>', 'inpaint mask (white = repaint); needs --init-image')
+    .addOption(new Option('--mode <mode>', 'what to do with the input image').choices(['img2img', 'inpaint', 'depth', 'upscale', 'controlnet']))
+    .option('--depth-map <file>', 'depth2img: use this depth map instead of the folder\'s estimator')
+    .option('--noise-level <n>', 'x4 upscaler: noise added to the input (0-350, default 20)', int)
+    .option('--control-image <file>', 'ControlNet conditioning image (edges, depth, …)')
+    .option('--control-scale <x>', 'ControlNet conditioning scale (default 1)', float)
+    .option('--control-start <x>', 'ControlNet starts at this fraction of the steps (default 0)', float)
+    .option('--control-end <x>', 'ControlNet stops at this fraction of the steps (default 1)', float)
+    .option('--original-size <WxH>', 'SDXL micro-conditioning: original size', size)
+    .option('--crop <TOP,LEFT>', 'SDXL micro-conditioning: crop top-left', topLeft)
+    .option('--target-size <WxH>', 'SDXL micro-conditioning: target size', size)
     .option('--max-sequence-length <n>', 'SD3: T5 tokens (default 256)', int)
     .option('--no-t5', 'SD3: run without the T5 encoder (zeros in its place; less memory)')
     .requiredOption('--out <dir>', 'output folder')

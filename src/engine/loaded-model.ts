@@ -22,6 +22,8 @@ export interface LoadedModel {
   /** SD3's T5 encoder and tokenizer, when the folder has them. */
   textEncoder3: ModelGraph | null;
   tokenizer3: T5Tokenizer | null;
+  /** A separate ControlNet graph whose residuals the UNet takes as extra inputs. */
+  controlnet: ModelGraph | null;
   release(): Promise<void>;
 }
 
@@ -43,13 +45,14 @@ function expectOneOfOutputs(graph: ModelGraph, names: readonly string[]): void {
 export async function loadModel(dir: string, providers: readonly Provider[] = ['cpu']): Promise<LoadedModel> {
   const info = readModelInfo(dir);
   const denoiser = info.family === 'sd3' ? 'transformer' : 'unet';
-  const [unet, vaeDecoder, vaeEncoder, textEncoder, textEncoder2, textEncoder3] = await Promise.all([
+  const [unet, vaeDecoder, vaeEncoder, textEncoder, textEncoder2, textEncoder3, controlnet] = await Promise.all([
     ModelGraph.load(join(info.dir, denoiser, 'model.onnx'), providers),
     ModelGraph.load(join(info.dir, 'vae_decoder', 'model.onnx'), providers),
     optionalGraph(info.dir, 'vae_encoder', providers),
     optionalGraph(info.dir, 'text_encoder', providers),
     optionalGraph(info.dir, 'text_encoder_2', providers),
     optionalGraph(info.dir, 'text_encoder_3', providers),
+    optionalGraph(info.dir, 'controlnet', providers),
   ]);
   const tokenizer = info.components.has('tokenizer') ? await ClipTokenizer.fromFolder(join(info.dir, 'tokenizer')) : null;
   const tokenizer2 = info.components.has('tokenizer_2') ? await ClipTokenizer.fromFolder(join(info.dir, 'tokenizer_2')) : null;
@@ -77,9 +80,16 @@ export async function loadModel(dir: string, providers: readonly Provider[] = ['
   if (!textEncoder || !tokenizer) throw new ModelFolderError(`${info.dir}: missing text_encoder/ or tokenizer/`);
 
   if (textEncoder3) expectInputs(textEncoder3, ['input_ids']);
-  const graphs = [unet, vaeDecoder, vaeEncoder, textEncoder, textEncoder2, textEncoder3].filter((g): g is ModelGraph => g !== null);
+  if (controlnet) {
+    expectInputs(controlnet, ['sample', 'timestep', 'encoder_hidden_states', 'controlnet_cond', 'conditioning_scale']);
+    for (const out of controlnet.outputs.keys()) {
+      const target = out === 'mid_block' ? 'mid_block_additional_residual' : out;
+      if (!unet.has(target)) throw new ModelFolderError(`${unet.path}: the ControlNet outputs "${out}" but the UNet has no input "${target}"`);
+    }
+  }
+  const graphs = [unet, vaeDecoder, vaeEncoder, textEncoder, textEncoder2, textEncoder3, controlnet].filter((g): g is ModelGraph => g !== null);
   return {
-    info, unet, vaeDecoder, vaeEncoder, textEncoder, textEncoder2, tokenizer, tokenizer2, textEncoder3, tokenizer3,
+    info, unet, vaeDecoder, vaeEncoder, textEncoder, textEncoder2, tokenizer, tokenizer2, textEncoder3, tokenizer3, controlnet,
     release: async () => {
       await Promise.all(graphs.map((g) => g.release()));
     },

@@ -66,6 +66,20 @@ export async function resolveJob(
     maskTensor = { data: maskToTensor(mask.mask, width, height), dims: [1, 1, height, width] };
   }
 
+  let control = null;
+  if (request.kind === 'controlnet' && !request.controlImage) throw new BadRequestError('A ControlNet job needs a control image (edges, depth, …).');
+  if (request.controlImage) {
+    if (!model.controlnet) throw new BadRequestError(`${info.name} has no ControlNet (controlnet/ folder): pick a model with one.`);
+    if (request.controlStart >= request.controlEnd) throw new BadRequestError('The ControlNet start must come before its end.');
+    const c = await decodeImage(await readRef(request.controlImage, fetchInput));
+    // diffusers' control image processor: LANCZOS to the output size, [0, 1], no normalisation.
+    const rgb = c.width === width && c.height === height ? c.rgb : resizeRgb(c.rgb, c.width, c.height, { width, height }, 'lanczos');
+    control = {
+      image: { data: imageToTensor(rgb, width, height, 'unit'), dims: [1, 3, height, width] },
+      scale: request.controlScale, start: request.controlStart, end: request.controlEnd,
+    };
+  }
+
   let depthMap = null;
   if (useImages && request.depthImage) {
     const d = await decodeImage(await readRef(request.depthImage, fetchInput));
@@ -78,6 +92,7 @@ export async function resolveJob(
     params: {
       initImage: init ? { rgb: init.rgb, width: init.width, height: init.height } : null,
       depthMap,
+      control,
       prompt: request.prompt,
       negativePrompt: request.negativePrompt,
       seeds: Array.from({ length: request.count }, (_, i) => seedForImage(request.seed, i)),

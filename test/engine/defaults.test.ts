@@ -34,3 +34,15 @@ describe('model defaults', () => {
     expect(requestFromOptions({ model: 'm', prompt: 'p', out: '/tmp', seed: '1' })).toMatchObject({ t5: true, maxSequenceLength: 256 });
   });
 });
+
+describe('generate flags', () => {
+  it('maps the image modes and conditioning flags onto the request', () => {
+    const r = requestFromOptions({
+      model: 'm', prompt: 'p', out: '/tmp', seed: '1', mode: 'depth', initImage: '/a.png', depthMap: '/d.png',
+      originalSize: { width: 96, height: 128 }, crop: { top: 8, left: 16 }, targetSize: { width: 64, height: 64 },
+    });
+    expect(r).toMatchObject({ kind: 'depth2img', depthImage: { kind: 'file', path: '/d.png' }, originalSize: { width: 96, height: 128 }, cropTopLeft: { top: 8, left: 16 } });
+    const c = requestFromOptions({ model: 'm', prompt: 'p', out: '/tmp', seed: '1', controlImage: '/e.png', controlScale: 0.5, controlEnd: 0.6 });
+    expect(c).toMatchObject({ kind: 'controlnet', controlScale: 0.5, controlStart: 0, controlEnd: 0.6 });
+  });
+});

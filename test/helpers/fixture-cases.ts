@@ -44,7 +44,7 @@ const UI_SAMPLERS: Record<string, [SamplerName, ScheduleName]> = {
 export function caseRequest(c: FixtureCase): GenerationRequestInput {
   const sampler = c.sampler === null ? null : UI_SAMPLERS[c.sampler];
   if (sampler === undefined) throw new Error(`unmapped fixture sampler ${c.sampler}`);
-  const kinds: Record<string, GenerationRequestInput['kind']> = { txt2img: 'txt2img', img2img: 'img2img', inpaint: 'inpaint', upscale: 'upscale', depth2img: 'depth2img' };
+  const kinds: Record<string, GenerationRequestInput['kind']> = { txt2img: 'txt2img', img2img: 'img2img', inpaint: 'inpaint', upscale: 'upscale', depth2img: 'depth2img', controlnet: 'controlnet' };
   const file = (name: string | undefined) => (name ? { kind: 'file' as const, path: join(FIXTURE_MODELS, name) } : null);
   return {
     kind: kinds[c.pipeline] ?? 'txt2img',
@@ -67,6 +67,10 @@ export function caseRequest(c: FixtureCase): GenerationRequestInput {
     initImage: file(c.inputs?.['init_image'] ?? c.inputs?.['image']),
     maskImage: file(c.inputs?.['mask_image']),
     depthImage: file(c.inputs?.['depth_map']),
+    controlImage: file(c.inputs?.['control_image']),
+    ...(typeof c['controlnet_conditioning_scale'] === 'number' ? { controlScale: c['controlnet_conditioning_scale'] } : {}),
+    ...(typeof c['control_guidance_start'] === 'number' ? { controlStart: c['control_guidance_start'] } : {}),
+    ...(typeof c['control_guidance_end'] === 'number' ? { controlEnd: c['control_guidance_end'] } : {}),
     originalSize: hw(c['original_size']),
     cropTopLeft: Array.isArray(c['crops_coords_top_left']) ? { top: c['crops_coords_top_left'][0] as number, left: c['crops_coords_top_left'][1] as number } : null,
     targetSize: hw(c['target_size']),

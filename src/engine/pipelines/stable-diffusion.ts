@@ -10,7 +10,7 @@ import { createScheduler, img2imgTimesteps } from '../sampling/index.js';
 import { TorchGenerator } from '../sampling/torch-rng.js';
 import { catBatch, catChannels, repeatBatch, type Tensor } from '../tensor.js';
 import {
-  denoise, encodeClip, noiseSampler, randnPerImage, runDenoiser, vaeDecode, vaeEncodeSample,
+  denoise, encodeClip, noiseSampler, randnPerImage, runDenoiser, timestepFeed, vaeDecode, vaeEncodeSample,
 } from './steps.js';
 import type { PipelineParams, PipelineOutput } from './types.js';
 import { BadRequestError } from '../../queue/job.js';
@@ -83,14 +83,19 @@ export async function runStableDiffusion(model: LoadedModel, p: PipelineParams):
     ? { mask: repeatBatch(maskLatent, cfgFactor), masked: repeatBatch(maskedImageLatents, cfgFactor) }
     : null;
   const legacyBlend = !inpaintUnet && maskLatent !== null;
+  const control = model.controlnet ? controlResiduals(model, p, embeds, n * cfgFactor) : null;
   t0 = performance.now();
   latents = await denoise({
     scheduler, timesteps, latents, guidance: p.guidance, guidanceRescale: p.guidanceRescale, noise,
     signal: p.signal, timing,
     buildInput: extraChannels ? (x) => catChannels([x, extraChannels.mask, extraChannels.masked]) : undefined,
-    model: (input, t) => runDenoiser(unet, 'sample', 'out_sample', input, t, (start, count) => ({
-      encoder_hidden_states: { data: embeds.data.subarray(start * embeds.data.length / embeds.dims[0]!, (start + count) * embeds.data.length / embeds.dims[0]!), dims: [count, ...embeds.dims.slice(1)] },
-    })),
+    model: async (input, t, i) => {
+      const residuals = control ? await control(input, t, i, timesteps.length) : {};
+      return runDenoiser(unet, 'sample', 'out_sample', input, t, (start, count) => ({
+        encoder_hidden_states: rowsOf(embeds, start, count),
+        ...Object.fromEntries(Object.entries(residuals).map(([k, v]) => [k, rowsOf(v, start, count)])),
+      }));
+    },
     afterStep: legacyBlend ? (i, x) => blendKnownRegion(scheduler, x, imageLatents!, initialNoise!, maskLatent!, timesteps, i) : undefined,
     onStep: p.onStep,
   });
@@ -100,6 +105,33 @@ export async function runStableDiffusion(model: LoadedModel, p: PipelineParams):
   const images = await vaeDecode(model.vaeDecoder, latents, info.scalingFactor, info.shiftFactor);
   timing.decodeMs = performance.now() - t0;
   return { latents, images, notes, timings: { textMs: timing.textMs, denoiseMs, unetMs: timing.unetMs, decodeMs: timing.decodeMs } };
+}
+
+function rowsOf(t: Tensor, start: number, count: number): Tensor {
+  const per = t.data.length / t.dims[0]!;
+  return { data: t.data.subarray(start * per, (start + count) * per), dims: [count, ...t.dims.slice(1)] };
+}
+
+/**
+ * ControlNet residuals for one step, as StableDiffusionControlNetPipeline computes them: the controlnet sees the
+ * scaled latent batch and the control image, with scale × keep_i where keep_i drops to 0 outside [start, end] of the
+ * steps; a folder whose UNet takes residuals but got no control image runs it with scale 0 (no effect).
+ */
+function controlResiduals(model: LoadedModel, p: PipelineParams, embeds: Tensor, rows: number) {
+  const graph = model.controlnet!;
+  const H = p.height;
+  const W = p.width;
+  const image = p.control ? repeatBatch(p.control.image, rows) : { data: new Float32Array(rows * 3 * H * W), dims: [rows, 3, H, W] };
+  return async (input: Tensor, t: number, i: number, total: number): Promise<Record<string, Tensor>> => {
+    const c = p.control;
+    const keep = c && !(i / total < c.start || (i + 1) / total > c.end) ? 1 : 0;
+    const scale = c ? c.scale * keep : 0;
+    const out = await graph.run({
+      sample: input, timestep: timestepFeed(graph, t, rows), encoder_hidden_states: embeds, controlnet_cond: image,
+      conditioning_scale: { data: Float32Array.of(scale), dims: [] },
+    });
+    return Object.fromEntries(Object.entries(out).map(([k, v]) => [k === 'mid_block' ? 'mid_block_additional_residual' : k, { data: v.data, dims: v.dims }]));
+  };
 }
 
 function scaleLatents(t: Tensor, sigma: number): Tensor {
