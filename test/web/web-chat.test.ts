@@ -20,6 +20,8 @@ import { findChromium, launchChromium, SKIP_REASON, type TestBrowser } from './b
 const MODELS = join(import.meta.dirname, '..', 'fixtures', 'models');
 const ARTIFACTS = join(import.meta.dirname, '..', 'artifacts');
 const chromiumPath = findChromium();
+/** The suite shares a 2-core machine: give the page time. */
+const POLL = { timeout: 20_000 };
 
 describe.skipIf(!chromiumPath)(`web chat in chromium${chromiumPath ? '' : ` (skipped: ${SKIP_REASON})`}`, () => {
   let redis: TestRedis;
@@ -83,10 +85,10 @@ describe.skipIf(!chromiumPath)(`web chat in chromium${chromiumPath ? '' : ` (ski
   it('offers completion hints from the options table', async () => {
     await page.locator('#input').click();
     await page.keyboard.type('/ima');
-    await expect.poll(() => page.locator('#hints .hint').allTextContents()).toEqual([expect.stringContaining('/imagine')]);
+    await expect.poll(() => page.locator('#hints .hint').allTextContents(), POLL).toEqual([expect.stringContaining('/imagine')]);
     await page.keyboard.press('Tab');
     await page.keyboard.type('a cat --sam');
-    await expect.poll(() => page.locator('#hints').textContent()).toContain('--sampler');
+    await expect.poll(() => page.locator('#hints').textContent(), POLL).toContain('--sampler');
     await page.keyboard.press('Tab');
     await page.keyboard.type('dpmpp_2');
     const values = await page.locator('#hints .hint .k').allTextContents();
@@ -110,7 +112,7 @@ describe.skipIf(!chromiumPath)(`web chat in chromium${chromiumPath ? '' : ` (ski
     const labels = await result.locator('button').evaluateAll((bs) => bs.map((b) => b.getAttribute('aria-label')));
     expect(labels).toEqual(expect.arrayContaining(['U1', 'U2', 'U3', 'U4', 'V1', 'V2', 'V3', 'V4', '🔄', 'Delete']));
     const grid = result.locator('.images img').first();
-    await expect.poll(() => grid.evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth)).toBe(128);
+    await expect.poll(() => grid.evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth), POLL).toBe(128);
 
     await result.locator('button[aria-label="V1"]').click();
     await expect.poll(() => page.locator('.msg.bot[data-kind="result"][data-final="true"]').count(), { timeout: 60_000 }).toBe(2);
@@ -118,7 +120,7 @@ describe.skipIf(!chromiumPath)(`web chat in chromium${chromiumPath ? '' : ` (ski
     expect(await variation.textContent()).toContain('img2img');
     // A variation keeps the original's image count, so it is a grid with its own buttons again.
     expect(await variation.locator('button[aria-label="V1"]').count()).toBe(1);
-    await expect.poll(() => variation.locator('.images img').evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth)).toBe(128);
+    await expect.poll(() => variation.locator('.images img').evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth), POLL).toBe(128);
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: join(ARTIFACTS, 'web-chat.png'), fullPage: false });
   }, 120_000);
@@ -129,7 +131,7 @@ describe.skipIf(!chromiumPath)(`web chat in chromium${chromiumPath ? '' : ` (ski
       { name: 'pic.png', mimeType: 'image/png', buffer: Buffer.from(await solidPng(64, 64, 90)) },
       { name: 'mask.png', mimeType: 'image/png', buffer: Buffer.from(await solidPng(64, 64, 255)) },
     ]);
-    await expect.poll(() => page.locator('#pending .chip').allTextContents()).toEqual([expect.stringContaining('image: pic.png'), expect.stringContaining('mask: mask.png')]);
+    await expect.poll(() => page.locator('#pending .chip').allTextContents(), POLL).toEqual([expect.stringContaining('image: pic.png'), expect.stringContaining('mask: mask.png')]);
     await page.locator('#input').fill('a red door --steps 3');
     await page.keyboard.press('Enter');
     await expect.poll(() => page.locator('.msg.bot[data-kind="result"][data-final="true"]').count(), { timeout: 60_000 }).toBe(before + 1);
@@ -148,7 +150,7 @@ describe.skipIf(!chromiumPath)(`web chat in chromium${chromiumPath ? '' : ` (ski
       return d;
     }, mask);
     await target.dispatchEvent('drop', { dataTransfer });
-    await expect.poll(() => page.locator('#pending .chip').allTextContents()).toEqual([expect.stringContaining('remixing'), expect.stringContaining('mask: mask.png')]);
+    await expect.poll(() => page.locator('#pending .chip').allTextContents(), POLL).toEqual([expect.stringContaining('remixing'), expect.stringContaining('mask: mask.png')]);
     expect(await page.locator('#input').inputValue()).toBe('a photo of a cat');
     await page.locator('#input').fill('a photo of a dog --steps 3');
     await page.keyboard.press('Enter');
@@ -161,10 +163,10 @@ describe.skipIf(!chromiumPath)(`web chat in chromium${chromiumPath ? '' : ` (ski
   it('admin commands answer privately; bad flags get a readable error', async () => {
     await page.locator('#input').fill('/sd-admin models');
     await page.keyboard.press('Enter');
-    await expect.poll(() => page.locator('.msg.bot[data-kind="info"]').last().textContent()).toContain('tiny-sd15-inpaint');
+    await expect.poll(() => page.locator('.msg.bot[data-kind="info"]').last().textContent(), POLL).toContain('tiny-sd15-inpaint');
     expect(await page.locator('.msg.bot[data-kind="info"]').last().textContent()).toContain('only you can see this');
     await page.locator('#input').fill('/imagine a cat --seeed 4');
     await page.keyboard.press('Enter');
-    await expect.poll(() => page.locator('.msg.bot[data-kind="error"]').last().textContent()).toContain('Did you mean `--seed`?'.replace(/`/g, ''));
+    await expect.poll(() => page.locator('.msg.bot[data-kind="error"]').last().textContent(), POLL).toContain('Did you mean `--seed`?'.replace(/`/g, ''));
   }, 30_000);
 });
