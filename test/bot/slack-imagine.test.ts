@@ -151,6 +151,19 @@ describe('Slack /imagine against the fake Slack', () => {
     expect(String(r.body.text)).toContain('/invite @sdbot');
   });
 
+  it('retries a result whose image Slack is still processing, and edits previews without theirs', async () => {
+    h.fake.fileReadyDelayMs = 700;
+    try {
+      await h.fake.sendCommand(alice, '/imagine', 'a processing cat --count 1 --steps 4').result;
+      const final = await waitFinal(h.fake, (await waitBotMessage(h.fake, (m) => m.text.includes('a processing cat'))).ts);
+      expect(imageFileIds(final)).toHaveLength(1);
+      // Progress edits went out without their (refused) preview rather than stalling.
+      expect(final.versions.some((v) => /step \d\/4/.test(v.text) && imageFileIds(v).length === 0)).toBe(true);
+    } finally {
+      h.fake.fileReadyDelayMs = 0;
+    }
+  });
+
   it('lets only the owner or an admin delete a result', async () => {
     await h.fake.sendCommand(alice, '/imagine', 'a doomed cat --count 1 --steps 1').result;
     const msg = await waitFinal(h.fake, (await waitBotMessage(h.fake, (m) => m.text.includes('a doomed cat'))).ts);

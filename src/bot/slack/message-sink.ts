@@ -5,6 +5,7 @@
  */
 import type { webApi } from '@slack/bolt';
 import type { Logger } from '../core/bot-core.js';
+import type { BotMessage } from '../core/messages.js';
 import type { MessageSink } from '../core/throttled-sink.js';
 import { uploadImages } from './files.js';
 import { renderBlocks } from './render.js';
@@ -23,11 +24,17 @@ export interface SlackSink {
   ts(): string | undefined;
 }
 
+/** Waits before showing a just-uploaded result again when Slack refused its image block. */
+export const IMAGE_RETRY_DELAYS_MS = [500, 1500, 3000];
+
+function isInvalidBlocks(err: unknown): boolean {
+  return (err as { data?: { error?: string } } | null)?.data?.error === 'invalid_blocks';
+}
+
 export function slackSink(client: WebClient, target: SlackTarget, logger: Logger): SlackSink {
   let ts: string | undefined;
   let previewFiles: string[] = [];
-  const sink: MessageSink = async (m) => {
-    const fileIds = await uploadImages(client, m.images);
+  const deliver = async (m: BotMessage, fileIds: readonly string[]) => {
     const { text, blocks } = renderBlocks(m, fileIds);
     if (!ts) {
       const res = await client.chat.postMessage({
@@ -39,6 +46,22 @@ export function slackSink(client: WebClient, target: SlackTarget, logger: Logger
     } else {
       await client.chat.update({ channel: target.channel, ts, text, blocks });
     }
+  };
+  const sink: MessageSink = async (m) => {
+    const fileIds = await uploadImages(client, m.images);
+    try {
+      await deliver(m, fileIds);
+    } catch (err) {
+      // Slack can refuse an image block while it is still processing the file. A preview is not worth waiting
+      // for (the next edit brings a newer one); a result is retried, then the error stands.
+      if (!isInvalidBlocks(err) || fileIds.length === 0) throw err;
+      if (!m.final) {
+        logger.warn({ err: String(err) }, 'preview image refused; edited without it');
+        await deliver(m, []);
+      } else {
+        await retryResult(() => deliver(m, fileIds), err);
+      }
+    }
     const stale = previewFiles;
     previewFiles = m.kind === 'result' ? [] : fileIds;
     for (const file of stale) {
@@ -46,4 +69,18 @@ export function slackSink(client: WebClient, target: SlackTarget, logger: Logger
     }
   };
   return { sink, ts: () => ts };
+}
+
+async function retryResult(attempt: () => Promise<void>, first: unknown): Promise<void> {
+  let last = first;
+  for (const ms of IMAGE_RETRY_DELAYS_MS) {
+    await new Promise((r) => setTimeout(r, ms));
+    try {
+      return await attempt();
+    } catch (err) {
+      if (!isInvalidBlocks(err)) throw err;
+      last = err;
+    }
+  }
+  throw last;
 }

@@ -36,6 +36,8 @@ export interface FakeFile {
   original_h?: number;
   /** Set once files.completeUploadExternal has been called for an upload. */
   completed: boolean;
+  /** performance.now() from which image blocks may show it (Slack processes uploads for a moment). */
+  readyAt?: number;
   data: Uint8Array;
 }
 
@@ -84,6 +86,8 @@ export class FakeSlack extends EventEmitter {
   botUrl = '';
   /** Delay before each Web API answer (a slow Slack). */
   apiDelayMs = 0;
+  /** How long after completeUploadExternal image blocks still refuse a file (invalid_blocks), like Slack processing it. */
+  fileReadyDelayMs = 0;
   private readonly sockets = new Set<WebSocket>();
   private readonly pendingAcks = new Map<string, (payload: unknown) => void>();
   private ts = Math.floor(Date.now() / 1000);
@@ -228,20 +232,14 @@ export class FakeSlack extends EventEmitter {
       case 'chat.postMessage': {
         const channel = str('channel') ?? '';
         if (channel.startsWith('CNOTIN')) throw new ApiError('not_in_channel');
+        this.checkImageBlocks(jsonArg(a.blocks) ?? []);
         const msg = this.storeMessage(channel, this.botUserId, str('text') ?? '', jsonArg(a.blocks) ?? [], str('thread_ts'));
         return { ok: true, channel, ts: msg.ts, message: { ...msg, versions: undefined } };
       }
       case 'chat.update': {
         const msg = this.messages.get(str('ts') ?? '');
         if (!msg) throw new ApiError('message_not_found');
-        for (const b of jsonArg(a.blocks) ?? []) {
-          if (b.type === 'image') {
-            const id = (b.slack_file as { id?: string } | undefined)?.id ?? '';
-            const f = this.files.get(id);
-            // Slack refuses image blocks whose file it does not have (or whose upload was never completed).
-            if (!f || !f.completed) throw new ApiError('invalid_blocks');
-          }
-        }
+        this.checkImageBlocks(jsonArg(a.blocks) ?? []);
         msg.text = str('text') ?? msg.text;
         msg.blocks = jsonArg(a.blocks) ?? msg.blocks;
         msg.versions.push({ text: msg.text, blocks: msg.blocks });
@@ -265,6 +263,7 @@ export class FakeSlack extends EventEmitter {
           const f = this.files.get(String(entry.id));
           if (!f || f.data.byteLength === 0) throw new ApiError('file_not_found');
           f.completed = true;
+          f.readyAt = performance.now() + this.fileReadyDelayMs;
           if (entry.title) f.title = String(entry.title);
           return f;
         });
@@ -293,6 +292,15 @@ export class FakeSlack extends EventEmitter {
       }
       default:
         throw new ApiError('unknown_method');
+    }
+  }
+
+  /** Slack refuses image blocks whose file it does not have, was never completed, or is still processing. */
+  private checkImageBlocks(blocks: Record<string, unknown>[]): void {
+    for (const b of blocks) {
+      if (b.type !== 'image') continue;
+      const f = this.files.get((b.slack_file as { id?: string } | undefined)?.id ?? '');
+      if (!f || !f.completed || (f.readyAt ?? 0) > performance.now()) throw new ApiError('invalid_blocks');
     }
   }
 
