@@ -4,7 +4,8 @@
  * missing it installs Debian's package when running as root, and otherwise names the one command that does.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
 
@@ -78,7 +79,11 @@ export interface LocalRedis {
   url: string;
   port: number;
   dir: string;
-  proc: ChildProcess;
+  pid: number;
+  /** True when a redis-server left running by an earlier start (killed with SIGKILL) was taken over. */
+  adopted: boolean;
+  /** Called if redis-server exits on its own (only known for one this process started). */
+  onUnexpectedExit(listener: (code: number | null) => void): void;
   /** Last lines redis-server printed (for errors). */
   output(): string;
   /** SIGTERM: redis-server flushes the append-only file and exits. */
@@ -92,18 +97,67 @@ export interface LocalRedisOptions {
   bin?: string;
 }
 
+/** Written next to the data: which redis-server serves this folder, so a later start never runs a second one on it. */
+const RUNNING_FILE = 'sdbot-redis.json';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function waitGone(pid: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+}
+
+/** A redis-server still serving `dir` from an earlier run whose parent died without stopping it. */
+async function findRunning(dir: string): Promise<{ pid: number; port: number } | null> {
+  const file = join(dir, RUNNING_FILE);
+  if (!existsSync(file)) return null;
+  try {
+    const r = JSON.parse(readFileSync(file, 'utf8')) as { pid: number; port: number };
+    if (Number.isInteger(r.pid) && alive(r.pid)) {
+      await waitForPing(`redis://127.0.0.1:${r.port}`, 1000);
+      return r;
+    }
+  } catch {
+    // stale or unreadable: start a fresh one
+  }
+  rmSync(file, { force: true });
+  return null;
+}
+
 export async function startLocalRedis(o: LocalRedisOptions): Promise<LocalRedis> {
   mkdirSync(o.dir, { recursive: true });
+  const running = await findRunning(o.dir);
+  if (running) {
+    return {
+      url: `redis://127.0.0.1:${running.port}`, port: running.port, dir: o.dir, pid: running.pid, adopted: true,
+      onUnexpectedExit: () => undefined,
+      output: () => '',
+      stop: async () => {
+        if (alive(running.pid)) process.kill(running.pid, 'SIGTERM');
+        await waitGone(running.pid, 30_000);
+        rmSync(join(o.dir, RUNNING_FILE), { force: true });
+      },
+    };
+  }
   const port = o.port ?? ((await portIsFree(DEFAULT_REDIS_PORT)) ? DEFAULT_REDIS_PORT : await freePort());
+  // Its own process group: Ctrl-C in the terminal must not stop Redis before the engine has handed back its job.
   const proc = spawn(o.bin ?? 'redis-server', [
     '--port', String(port), '--bind', '127.0.0.1', '--protected-mode', 'yes', '--daemonize', 'no',
     '--dir', o.dir, '--appendonly', 'yes', '--appendfsync', 'everysec',
-  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  ], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let out = '';
   const keep = (d: Buffer) => (out = (out + d.toString()).slice(-4000));
   proc.stdout?.on('data', keep);
   proc.stderr?.on('data', keep);
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  let stopping = false;
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
   const url = `redis://127.0.0.1:${port}`;
   try {
     await waitForPing(url, 15_000, () => proc.exitCode === null && proc.signalCode === null);
@@ -111,12 +165,18 @@ export async function startLocalRedis(o: LocalRedisOptions): Promise<LocalRedis>
     proc.kill('SIGKILL');
     throw new Error(`${(err as Error).message}\n${out}`);
   }
+  writeFileSync(join(o.dir, RUNNING_FILE), JSON.stringify({ pid: proc.pid, port }));
   return {
-    url, port, dir: o.dir, proc,
+    url, port, dir: o.dir, pid: proc.pid ?? 0, adopted: false,
+    onUnexpectedExit: (listener) => void exited.then((code) => {
+      if (!stopping) listener(code);
+    }),
     output: () => out,
     stop: async () => {
+      stopping = true;
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
       await exited;
+      rmSync(join(o.dir, RUNNING_FILE), { force: true });
     },
   };
 }

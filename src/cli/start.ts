@@ -168,6 +168,7 @@ async function run(o: StartOptions, withEngine: boolean): Promise<void> {
   };
   process.on('SIGTERM', () => void shutdown(0));
   process.on('SIGINT', () => void shutdown(0));
+  process.on('SIGHUP', () => void shutdown(0));
   try {
     let redisUrl = o.redis;
     if (!redisUrl) {
@@ -175,14 +176,14 @@ async function run(o: StartOptions, withEngine: boolean): Promise<void> {
       const dir = join(o.stateDir, 'redis');
       const redis = await startLocalRedis({ dir, ...(o.redisPort !== undefined ? { port: o.redisPort } : {}) });
       life.add('Redis', () => redis.stop());
-      redis.proc.once('exit', (code) => {
-        if (!life.isStopping) {
-          log.error({ code, output: redis.output() }, 'redis-server exited');
-          void shutdown(1);
-        }
+      redis.onUnexpectedExit((code) => {
+        log.error({ code, output: redis.output() }, 'redis-server exited');
+        void shutdown(1);
       });
       redisUrl = redis.url;
-      log.info({ url: redis.url, dir, pid: redis.proc.pid }, 'local Redis ready (append-only file on)');
+      log.info({ url: redis.url, dir, pid: redis.pid }, redis.adopted
+        ? 'took over the local Redis an earlier sdbot start left running on this state folder'
+        : 'local Redis ready (append-only file on)');
     }
     const demo = withEngine && o.model.length === 0 && !o.modelsFile;
     if (withEngine) {
