@@ -59,7 +59,13 @@ async function withOutput(s: Started, body: () => Promise<void>): Promise<void> 
   } catch (err) {
     throw new Error(`${(err as Error).message}\n--- sdbot start output ---\n${s.output().slice(-6000)}`);
   } finally {
-    if (s.proc.exitCode === null && s.proc.signalCode === null) s.proc.kill('SIGKILL');
+    // A failed check still shuts down cleanly: SIGKILL would orphan the Redis and engine children.
+    if (s.proc.exitCode === null && s.proc.signalCode === null) {
+      s.proc.kill('SIGTERM');
+      const timer = setTimeout(() => s.proc.kill('SIGKILL'), 20_000);
+      await s.exited;
+      clearTimeout(timer);
+    }
   }
 }
 
