@@ -7,7 +7,7 @@ import type { Engine, EngineOptions, ModelEntry } from './engine.js';
 import { loadModel, type LoadedModel } from './loaded-model.js';
 import { resolveJob } from './resolve-job.js';
 import { runStableDiffusion } from './pipelines/stable-diffusion.js';
-import { runStableDiffusionXL } from './pipelines/stable-diffusion-xl.js';
+import { runSdxlWithRefiner, runStableDiffusionXL } from './pipelines/stable-diffusion-xl.js';
 import { runUpscaleX4 } from './pipelines/upscale-x4.js';
 import { runDepth2Img } from './pipelines/depth2img.js';
 import { runStableDiffusion3 } from './pipelines/stable-diffusion-3.js';
@@ -28,10 +28,12 @@ export interface EngineJobHooks extends JobHooks {
 /** Minimum time between two preview images: a preview costs a PNG encode, and chat platforms rate-limit edits. */
 const PREVIEW_INTERVAL_MS = 1000;
 
-export async function createEngine(options: EngineOptions = {}): Promise<Engine & {
+export interface LocalEngine extends Engine {
   runJob(request: GenerationRequest, hooks?: EngineJobHooks): Promise<GenerationResult>;
   getModel(id: string): LoadedModel | undefined;
-}> {
+}
+
+export async function createEngine(options: EngineOptions = {}): Promise<LocalEngine> {
   const models = new Map<string, LoadedModel>();
   const providers = options.providers ?? ['cpu'];
   const loadTimes = new Map<string, number>();
@@ -57,7 +59,7 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine 
         }
       },
     };
-    const out = await runPipeline(model, params);
+    const out = request.refiner ? await runWithRefiner(model, request.refiner, params) : await runPipeline(model, params);
     hooks.onOutput?.(out);
     const [, , height, width] = out.images.dims as [number, number, number, number];
     const pixels = tensorToImages(out.images.data, out.images.dims[0]!, height, width);
@@ -76,7 +78,7 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine 
     };
   }
 
-  return {
+  const engine: LocalEngine = {
     device: providers[0] === 'cpu' ? 'cpu' : `${providers[0]}:0`,
     runJob,
     getModel: (id) => models.get(id),
@@ -97,6 +99,15 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine 
       models.clear();
     },
   };
+
+  async function runWithRefiner(base: LoadedModel, refiner: { model: string; switchAt: number }, params: PipelineParams): Promise<PipelineOutput> {
+    const r = models.get(refiner.model);
+    if (!r) throw new BadRequestError(`Refiner "${refiner.model}" is not loaded here. Loaded: ${[...models.keys()].join(', ')}.`);
+    if (base.info.family !== 'sdxl' || r.info.family !== 'sdxl') throw new BadRequestError('A refiner hand-off needs an SDXL base and an SDXL refiner.');
+    return runSdxlWithRefiner(base, r, params, refiner.switchAt);
+  }
+
+  return engine;
 }
 
 async function runPipeline(model: LoadedModel, params: PipelineParams): Promise<PipelineOutput> {

@@ -108,6 +108,8 @@ export async function resolveJob(
       mask: maskTensor,
       noiseLevel: request.noiseLevel,
       useT5: request.t5,
+      aestheticScore: request.aestheticScore,
+      negativeAestheticScore: request.negativeAestheticScore,
       maxSequenceLength: request.maxSequenceLength,
       microConditioning: { originalSize: request.originalSize, cropTopLeft: request.cropTopLeft, targetSize: request.targetSize },
     },

@@ -94,6 +94,9 @@ export const generationRequestSchema = z.object({
   t5: z.boolean().default(true),
   /** SD3: T5 sequence length (diffusers' default 256). */
   maxSequenceLength: z.number().int().min(1).max(512).default(256),
+  /** SDXL refiner aesthetic-score conditioning. */
+  aestheticScore: z.number().min(0).max(10).default(6),
+  negativeAestheticScore: z.number().min(0).max(10).default(2.5),
   /** Ask the engine for cheap latent previews in progress events. */
   previews: z.boolean().default(false),
   origin: originSchema.default({ platform: 'cli', userId: 'cli' }),

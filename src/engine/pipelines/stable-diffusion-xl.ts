@@ -1,33 +1,58 @@
 /**
- * SDXL base: txt2img and img2img as diffusers' StableDiffusionXLPipeline / StableDiffusionXLImg2ImgPipeline (0.30.3).
+ * SDXL base and refiner: txt2img and img2img as diffusers' StableDiffusionXLPipeline / StableDiffusionXLImg2ImgPipeline
+ * (0.30.3), and the "ensemble of experts" hand-off (base with denoising_end, refiner with denoising_start on the base's
+ * latents, the same generators).
  *
- *   two CLIP encoders (penultimate layers concatenated, pooled from encoder 2) → size/crop micro-conditioning
- *   (time_ids) → latents → denoise with text_embeds + time_ids → decode
+ *   CLIP encoders (penultimate layers concatenated, pooled from the last) → time_ids (size/crop micro-conditioning,
+ *   or the refiner's size/crop/aesthetic score) → latents → denoise with text_embeds + time_ids → decode
  */
 import type { LoadedModel } from '../loaded-model.js';
 import { createScheduler, img2imgTimesteps } from '../sampling/index.js';
+import type { Scheduler } from '../sampling/scheduler.js';
+import { noiseStream } from '../sampling/noise-stream.js';
 import { TorchGenerator } from '../sampling/torch-rng.js';
 import { catBatch, repeatBatch, type Tensor } from '../tensor.js';
-import { denoise, encodeClip, noiseSampler, randnPerImage, runDenoiser, vaeDecode, vaeEncodeSample, type EncodedText } from './steps.js';
+import { denoise, encodeClip, randnPerImage, runDenoiser, vaeDecode, vaeEncodeSample, type EncodedText } from './steps.js';
 import type { PipelineOutput, PipelineParams } from './types.js';
 import { BadRequestError } from '../../queue/job.js';
 
 const f32 = Math.fround;
 
-/** original size (h, w) + crop top-left (top, left) + target size (h, w): SDXL's micro-conditioning vector. */
-export function sdxlTimeIds(p: Pick<PipelineParams, 'width' | 'height' | 'microConditioning'>): number[] {
+/** diffusers' defaults for the refiner's aesthetic-score conditioning. */
+export const AESTHETIC_SCORE = 6.0;
+export const NEGATIVE_AESTHETIC_SCORE = 2.5;
+
+/**
+ * time_ids: original size (h, w) + crop top-left (top, left) + target size (h, w); a refiner (5 ids) replaces the
+ * target size by the aesthetic score.
+ */
+export function sdxlTimeIds(p: Pick<PipelineParams, 'width' | 'height' | 'microConditioning'>, aesthetic: number | null): number[] {
   const m = p.microConditioning;
   const orig = m?.originalSize ?? { width: p.width, height: p.height };
   const crop = m?.cropTopLeft ?? { top: 0, left: 0 };
   const target = m?.targetSize ?? { width: p.width, height: p.height };
-  return [orig.height, orig.width, crop.top, crop.left, target.height, target.width];
+  const head = [orig.height, orig.width, crop.top, crop.left];
+  return aesthetic === null ? [...head, target.height, target.width] : [...head, aesthetic];
 }
 
-async function encodeBoth(model: LoadedModel, text: string): Promise<{ hidden: Tensor; pooled: Tensor; first: EncodedText }> {
-  const a = await encodeClip(model.tokenizer!, model.textEncoder!, text, 'penultimate');
-  const b = await encodeClip(model.tokenizer2!, model.textEncoder2!, text, 'penultimate');
-  if (!b.pooled) throw new Error(`${model.textEncoder2!.path}: needs a "text_embeds" output (CLIPTextModelWithProjection)`);
-  return { hidden: concatLastDim(a.hidden, b.hidden), pooled: b.pooled, first: a };
+/** Whether the UNet is a refiner's: 5 time ids (size, crop, aesthetic score) instead of 6. */
+export function usesAestheticScore(model: LoadedModel): boolean {
+  const dim = model.unet.inputs.get('time_ids')?.shape[1];
+  return dim === 5 || (dim === undefined && model.info.modelIndex['requires_aesthetics_score'] === true);
+}
+
+async function encodeAll(model: LoadedModel, text: string): Promise<{ hidden: Tensor; pooled: Tensor; first: EncodedText }> {
+  // A refiner has only the second encoder; a base has both, features concatenated with encoder 1 first.
+  const pairs = [
+    [model.tokenizer, model.textEncoder],
+    [model.tokenizer2, model.textEncoder2],
+  ].filter((pair): pair is [NonNullable<LoadedModel['tokenizer']>, NonNullable<LoadedModel['textEncoder']>] => pair[0] !== null && pair[1] !== null);
+  const encoded = [];
+  for (const [tok, enc] of pairs) encoded.push(await encodeClip(tok, enc, text, 'penultimate'));
+  const last = encoded.at(-1)!;
+  if (!last.pooled) throw new Error(`${model.info.dir}: the last text encoder needs a "text_embeds" output (CLIPTextModelWithProjection)`);
+  const hidden = encoded.slice(1).reduce((acc, e) => concatLastDim(acc, e.hidden), encoded[0]!.hidden);
+  return { hidden, pooled: last.pooled, first: encoded[0]! };
 }
 
 /** Concatenate [B, S, D1] and [B, S, D2] on the last axis. */
@@ -46,60 +71,109 @@ function zerosLike(t: Tensor): Tensor {
   return { data: new Float32Array(t.data.length), dims: t.dims };
 }
 
-export async function runStableDiffusionXL(model: LoadedModel, p: PipelineParams): Promise<PipelineOutput> {
+/** Where a run starts and stops on the schedule: img2img strength, or the expert hand-off fractions. */
+export interface SdxlRange {
+  /** Base: stop at this fraction of the noise schedule and return latents (denoising_end). */
+  denoisingEnd?: number;
+  /** Refiner: continue these latents from this fraction (denoising_start); no VAE encode, no added noise. */
+  denoisingStart?: number;
+  latents?: Tensor;
+  /** The generators continue from the base's run, as diffusers' shared generator does. */
+  generators?: TorchGenerator[];
+}
+
+/** StableDiffusionXLPipeline's denoising_end: keep the timesteps at or above the cutoff. */
+function cutAtEnd(timesteps: readonly number[], trainSteps: number, end: number): number[] {
+  const cutoff = Math.round(trainSteps - end * trainSteps);
+  return timesteps.filter((t) => t >= cutoff);
+}
+
+/** StableDiffusionXLImg2ImgPipeline.get_timesteps with denoising_start: the tail below the cutoff. */
+function tailFromStart(s: Scheduler, trainSteps: number, start: number): number[] {
+  const cutoff = Math.round(trainSteps - start * trainSteps);
+  let count = s.timesteps.filter((t) => t < cutoff).length;
+  // a second-order sampler must not start between its two evaluations of one step
+  if (s.order === 2 && count % 2 === 0) count += 1;
+  const begin = s.timesteps.length - count;
+  s.setBeginIndex(begin);
+  return s.timesteps.slice(begin);
+}
+
+export interface SdxlRun {
+  latents: Tensor;
+  generators: TorchGenerator[];
+  notes: string[];
+  timings: { textMs: number; denoiseMs: number; unetMs: number };
+}
+
+/** Everything up to the final latents. */
+export async function denoiseSdxl(model: LoadedModel, p: PipelineParams, range: SdxlRange = {}): Promise<SdxlRun> {
   const { info } = model;
   if (!model.textEncoder2 || !model.tokenizer2) throw new BadRequestError(`${info.name} has no text_encoder_2/tokenizer_2, which SDXL needs.`);
   if (p.mask) throw new BadRequestError('Inpainting with SDXL is not supported yet.');
   const notes: string[] = [];
   const n = p.seeds.length;
   const latentShape = [info.latentChannels, p.height / info.vaeScaleFactor, p.width / info.vaeScaleFactor];
-  const timing = { textMs: 0, unetMs: 0, decodeMs: 0 };
+  const timing = { unetMs: 0 };
 
   // 1. Prompt: no negative prompt + force_zeros_for_empty_prompt → zero embeddings; an explicit "" is encoded.
   let t0 = performance.now();
   const cfg = p.guidance > 1;
-  const cond = await encodeBoth(model, p.prompt);
-  if (cond.first.truncated) notes.push(`Prompt cut at ${model.tokenizer!.maxLength} tokens; dropped: "${cond.first.droppedText}"`);
+  const cond = await encodeAll(model, p.prompt);
+  if (cond.first.truncated) notes.push(`Prompt cut at ${(model.tokenizer ?? model.tokenizer2)!.maxLength} tokens; dropped: "${cond.first.droppedText}"`);
   let hidden = repeatBatch(cond.hidden, n);
   let pooled = repeatBatch(cond.pooled, n);
+  const aesthetic = usesAestheticScore(model);
+  const pos = sdxlTimeIds(p, aesthetic ? (p.aestheticScore ?? AESTHETIC_SCORE) : null);
+  let idRows = Array.from({ length: n }, () => pos);
   if (cfg) {
     const uncond = p.negativePrompt === null && info.forceZerosForEmptyPrompt
       ? { hidden: zerosLike(cond.hidden), pooled: zerosLike(cond.pooled) }
-      : await encodeBoth(model, p.negativePrompt ?? '');
+      : await encodeAll(model, p.negativePrompt ?? '');
     hidden = catBatch([repeatBatch(uncond.hidden, n), hidden]);
     pooled = catBatch([repeatBatch(uncond.pooled, n), pooled]);
+    const neg = sdxlTimeIds(p, aesthetic ? (p.negativeAestheticScore ?? NEGATIVE_AESTHETIC_SCORE) : null);
+    idRows = [...Array.from({ length: n }, () => neg), ...idRows];
   }
-  const timeIdRow = sdxlTimeIds(p);
-  const rows = n * (cfg ? 2 : 1);
-  const timeIds: Tensor = { data: Float32Array.from({ length: rows * 6 }, (_, i) => timeIdRow[i % 6]!), dims: [rows, 6] };
-  timing.textMs = performance.now() - t0;
+  const width = pos.length;
+  const timeIds: Tensor = { data: Float32Array.from(idRows.flat()), dims: [idRows.length, width] };
+  const textMs = performance.now() - t0;
 
-  // 2. Schedule and latents (img2img: VAE sample then noise per generator).
+  // 2. Schedule and latents (img2img: VAE sample then noise per generator; hand-off: the base's latents as they are).
   const scheduler = createScheduler({ sampler: p.sampler, schedule: p.schedule, folderConfig: info.schedulerConfig, steps: p.steps });
-  const { timesteps } = p.init ? img2imgTimesteps(scheduler, p.steps, p.strength) : { timesteps: [...scheduler.timesteps] };
-  if (timesteps.length === 0) throw new BadRequestError(`Strength ${p.strength} with ${p.steps} steps leaves no denoising step: raise one of them.`);
-  const generators = p.seeds.map((s) => new TorchGenerator(s));
+  const trainSteps = Number(info.schedulerConfig['num_train_timesteps'] ?? 1000);
+  const generators = range.generators ?? p.seeds.map((s) => new TorchGenerator(s));
+  let timesteps: number[];
   let latents: Tensor;
-  if (p.init) {
+  if (range.latents && range.denoisingStart !== undefined) {
+    timesteps = tailFromStart(scheduler, trainSteps, range.denoisingStart);
+    latents = range.latents;
+  } else if (p.init) {
+    timesteps = img2imgTimesteps(scheduler, p.steps, p.strength).timesteps;
     const encoded = [];
     for (const g of generators) encoded.push(await vaeEncodeSample(model.vaeEncoder!, p.init, g, info.scalingFactor, info.shiftFactor));
     const x0 = catBatch(encoded);
     const noise = randnPerImage(generators, latentShape);
     latents = { data: scheduler.addNoise(x0.data, noise.data, timesteps[0]!), dims: x0.dims };
   } else {
+    timesteps = [...scheduler.timesteps];
     const noise = randnPerImage(generators, latentShape);
     const s = f32(scheduler.initNoiseSigma);
     latents = { data: noise.data.map((v) => f32(v * s)), dims: noise.dims };
   }
+  if (range.denoisingEnd !== undefined) timesteps = cutAtEnd(timesteps, trainSteps, range.denoisingEnd);
+  if (timesteps.length === 0) throw new BadRequestError('That refiner switch point leaves one of the two models no step: pick a value between 0.1 and 0.9.');
 
-  // 3. Denoise with the added conditions.
+  // 3. Denoise with the added conditions. A base that hands over draws its step noise in place, so its generators
+  // are where diffusers leaves them when the refiner continues with them.
   const perRow = (t: Tensor, start: number, count: number): Tensor => {
     const per = t.data.length / t.dims[0]!;
     return { data: t.data.subarray(start * per, (start + count) * per), dims: [count, ...t.dims.slice(1)] };
   };
   t0 = performance.now();
   latents = await denoise({
-    scheduler, timesteps, latents, guidance: p.guidance, guidanceRescale: p.guidanceRescale, noise: noiseSampler(generators, latentShape),
+    scheduler, timesteps, latents, guidance: p.guidance, guidanceRescale: p.guidanceRescale,
+    noise: noiseStream(generators, latentShape, range.denoisingEnd !== undefined ? Infinity : undefined),
     signal: p.signal, timing, onStep: p.onStep,
     model: (input, t) => runDenoiser(model.unet, 'sample', 'out_sample', input, t, (start, count) => ({
       encoder_hidden_states: perRow(hidden, start, count),
@@ -107,10 +181,40 @@ export async function runStableDiffusionXL(model: LoadedModel, p: PipelineParams
       time_ids: perRow(timeIds, start, count),
     })),
   });
-  const denoiseMs = performance.now() - t0;
+  return { latents, generators, notes, timings: { textMs, denoiseMs: performance.now() - t0, unetMs: timing.unetMs } };
+}
 
-  t0 = performance.now();
-  const images = await vaeDecode(model.vaeDecoder, latents, info.scalingFactor, info.shiftFactor);
-  timing.decodeMs = performance.now() - t0;
-  return { latents, images, notes, timings: { textMs: timing.textMs, denoiseMs, unetMs: timing.unetMs, decodeMs: timing.decodeMs } };
+export async function runStableDiffusionXL(model: LoadedModel, p: PipelineParams): Promise<PipelineOutput> {
+  const run = await denoiseSdxl(model, p);
+  const t0 = performance.now();
+  const images = await vaeDecode(model.vaeDecoder, run.latents, model.info.scalingFactor, model.info.shiftFactor);
+  return { latents: run.latents, images, notes: run.notes, timings: { ...run.timings, decodeMs: performance.now() - t0 } };
+}
+
+/**
+ * Base + refiner as an ensemble of experts: the base denoises the high-noise part of the schedule, the refiner the
+ * rest, on the same latents and generators; the refiner's VAE decodes.
+ */
+export async function runSdxlWithRefiner(base: LoadedModel, refiner: LoadedModel, p: PipelineParams, switchAt: number): Promise<PipelineOutput> {
+  const a = base.info;
+  const b = refiner.info;
+  if (a.latentChannels !== b.latentChannels || a.vaeScaleFactor !== b.vaeScaleFactor || Math.abs(a.scalingFactor - b.scalingFactor) > 1e-6) {
+    throw new BadRequestError(`The refiner ${b.name} does not share ${a.name}'s latent format (${b.latentChannels} vs ${a.latentChannels} channels, scale ${b.scalingFactor} vs ${a.scalingFactor}).`);
+  }
+  if (!(switchAt > 0 && switchAt < 1)) throw new BadRequestError('The refiner switch point must be between 0 and 1 (e.g. 0.8).');
+  const first = await denoiseSdxl(base, { ...p, init: null }, { denoisingEnd: switchAt });
+  const second = await denoiseSdxl(refiner, { ...p, init: null }, { denoisingStart: switchAt, latents: first.latents, generators: first.generators });
+  const t0 = performance.now();
+  const images = await vaeDecode(refiner.vaeDecoder, second.latents, b.scalingFactor, b.shiftFactor);
+  return {
+    latents: second.latents,
+    images,
+    notes: [...first.notes, `Refined by ${b.name} from ${Math.round(switchAt * 100)}% of the schedule.`],
+    timings: {
+      textMs: first.timings.textMs + second.timings.textMs,
+      denoiseMs: first.timings.denoiseMs + second.timings.denoiseMs,
+      unetMs: first.timings.unetMs + second.timings.unetMs,
+      decodeMs: performance.now() - t0,
+    },
+  };
 }

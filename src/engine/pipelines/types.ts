@@ -30,6 +30,9 @@ export interface PipelineParams {
   initImage?: { rgb: Uint8Array; width: number; height: number } | null;
   /** A user-supplied depth map: PIL "L" values / 255, row-major. */
   depthMap?: { data: Float32Array; width: number; height: number } | null;
+  /** SDXL refiner conditioning (diffusers' defaults 6.0 / 2.5). */
+  aestheticScore?: number;
+  negativeAestheticScore?: number;
   /** ControlNet: the conditioning image [1, 3, H, W] in [0, 1], its scale and the fraction of steps it acts on. */
   control?: { image: Tensor; scale: number; start: number; end: number } | null;
   /** SD3 text: T5 on/off and its sequence length. */

@@ -3,6 +3,7 @@
  * diffusers 0.30.3 scheduler class and config, resolved the way `Class.from_config(folder_config, **overrides)` does,
  * and builds the scheduler for a number of steps. Pipelines import only this module.
  */
+import { BadRequestError } from '../../queue/job.js';
 import type { SamplerName, ScheduleName } from '../../queue/job.js';
 import type { Scheduler, SchedulerConfig } from './scheduler.js';
 import { EulerDiscreteScheduler, eulerDefaults } from './samplers/euler.js';
@@ -209,7 +210,7 @@ export function img2imgTimesteps(
   const timesteps = s.timesteps.slice(beginIndex);
   const tStart = timesteps[0];
   if (tStart === undefined) {
-    throw new Error(`strength ${strength} with ${steps} steps leaves no denoising step; raise the strength or the steps`);
+    throw new BadRequestError(`Strength ${strength} with ${steps} steps leaves no denoising step: raise the strength or the steps.`);
   }
   s.setBeginIndex(beginIndex);
   return { timesteps, tStart, beginIndex };
