@@ -99,6 +99,7 @@ export interface LocalRedisOptions {
 
 /** Written next to the data: which redis-server serves this folder, so a later start never runs a second one on it. */
 const RUNNING_FILE = 'sdbot-redis.json';
+const STOP_TIMEOUT_MS = 20_000;
 
 function alive(pid: number): boolean {
   try {
@@ -141,7 +142,8 @@ export async function startLocalRedis(o: LocalRedisOptions): Promise<LocalRedis>
       output: () => '',
       stop: async () => {
         if (alive(running.pid)) process.kill(running.pid, 'SIGTERM');
-        await waitGone(running.pid, 30_000);
+        await waitGone(running.pid, STOP_TIMEOUT_MS);
+        if (alive(running.pid)) process.kill(running.pid, 'SIGKILL');
         rmSync(join(o.dir, RUNNING_FILE), { force: true });
       },
     };
@@ -175,7 +177,11 @@ export async function startLocalRedis(o: LocalRedisOptions): Promise<LocalRedis>
     stop: async () => {
       stopping = true;
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      // Redis refuses to exit when its final save fails (a full disk, a deleted folder); the append-only file is
+      // at most a second behind, so a stuck shutdown ends with SIGKILL rather than hanging `sdbot start`.
+      const timer = setTimeout(() => proc.kill('SIGKILL'), STOP_TIMEOUT_MS);
       await exited;
+      clearTimeout(timer);
       rmSync(join(o.dir, RUNNING_FILE), { force: true });
     },
   };
