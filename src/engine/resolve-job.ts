@@ -5,6 +5,7 @@
 import type { LoadedModel } from './loaded-model.js';
 import type { PipelineParams } from './pipelines/types.js';
 import { defaultsFor } from './defaults.js';
+import { nearestBucket } from './sdxl-buckets.js';
 import { decodeImage, decodeMask, imageToTensor, loadImageRef, maskToTensor, resizeRgb, rgbToGray } from './image/index.js';
 import { BadRequestError, seedForImage, type GenerationRequest, type ImageRef } from '../queue/job.js';
 
@@ -43,6 +44,15 @@ export async function resolveJob(
     width = Math.floor((width * s) / mult) * mult;
     height = Math.floor((height * s) / mult) * mult;
     notes.push(`Input image scaled to ${width}×${height} to fit the ${MAX_SIDE}px limit.`);
+  }
+  // SDXL snaps to its training buckets (nearest aspect ratio), and says so.
+  if (info.family === 'sdxl' && !init) {
+    const b = nearestBucket(width, height, info.defaultWidth);
+    if (b.width !== width || b.height !== height) {
+      notes.push(`SDXL works best at its trained sizes: using the ${b.width}×${b.height} bucket (nearest to ${width}×${height}).`);
+      width = b.width;
+      height = b.height;
+    }
   }
   if (width % mult !== 0 || height % mult !== 0) {
     throw new BadRequestError(`Width and height must be multiples of ${mult} for this model (got ${width}×${height}).`);
