@@ -106,6 +106,9 @@ export async function resolveJob(
       prompt: request.prompt,
       negativePrompt: request.negativePrompt,
       seeds: Array.from({ length: request.count }, (_, i) => seedForImage(request.seed, i)),
+      variation: request.variationSeed !== null && request.variationStrength > 0
+        ? { seeds: Array.from({ length: request.count }, (_, i) => seedForImage(request.variationSeed!, i)), strength: request.variationStrength }
+        : null,
       steps: request.steps ?? defaults.steps,
       guidance: request.guidance ?? defaults.guidance,
       guidanceRescale: request.guidanceRescale,

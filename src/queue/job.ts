@@ -68,6 +68,9 @@ export const generationRequestSchema = z.object({
   guidanceRescale: z.number().min(0).max(1).default(0),
   seed: seedSchema,
   count: z.number().int().min(1).max(4).default(1),
+  /** AUTOMATIC1111's variation seed ("subseed"): the start noise is slerped toward this seed's noise by the strength. */
+  variationSeed: seedSchema.nullable().default(null),
+  variationStrength: z.number().min(0).max(1).default(0),
   /** null = the model's default size. Multiples of 8 (the engine checks what its UNet needs). */
   width: z.number().int().min(8).max(4096).nullable().default(null),
   height: z.number().int().min(8).max(4096).nullable().default(null),

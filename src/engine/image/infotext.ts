@@ -103,6 +103,10 @@ const STRENGTH_KINDS = new Set<GenerationRequest['kind']>(['img2img', 'inpaint',
 export function requestInfotext(req: GenerationRequest, r: ResolvedImageParams): string {
   const extra: Record<string, InfotextValue> = {};
   if (req.guidanceRescale > 0) extra['Guidance rescale'] = req.guidanceRescale;
+  if (req.variationSeed !== null && req.variationStrength > 0) {
+    extra['Variation seed'] = req.variationSeed;
+    extra['Variation seed strength'] = req.variationStrength;
+  }
   if (req.kind === 'upscale') extra['Noise level'] = req.noiseLevel;
   if (req.kind === 'controlnet') {
     // The ControlNet extension's field shape: one quoted "Key: value, …" group per unit.

@@ -11,7 +11,7 @@ import { createScheduler } from '../sampling/index.js';
 import { flowImg2ImgStart } from '../sampling/samplers/flow-match-euler.js';
 import { TorchGenerator } from '../sampling/torch-rng.js';
 import { catBatch, repeatBatch, type Tensor } from '../tensor.js';
-import { denoise, encodeClip, noiseSampler, randnPerImage, runDenoiser, vaeDecode, vaeEncodeSample } from './steps.js';
+import { denoise, encodeClip, noiseSampler, randnPerImage, runDenoiser, startNoise, vaeDecode, vaeEncodeSample } from './steps.js';
 import type { PipelineOutput, PipelineParams } from './types.js';
 import { BadRequestError } from '../../queue/job.js';
 import { num } from '../model-folder.js';
@@ -109,7 +109,7 @@ export async function runStableDiffusion3(model: LoadedModel, p: PipelineParams)
     const noise = randnPerImage(generators, latentShape);
     latents = { data: scheduler.addNoise(x0.data, noise.data, timesteps[0]!), dims: x0.dims };
   } else {
-    latents = randnPerImage(generators, latentShape);
+    latents = startNoise(generators, latentShape, p.variation ?? null);
     const s = Math.fround(scheduler.initNoiseSigma);
     if (s !== 1) latents = { data: latents.data.map((v) => Math.fround(v * s)), dims: latents.dims };
   }

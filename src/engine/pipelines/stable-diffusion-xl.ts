@@ -12,7 +12,7 @@ import type { Scheduler } from '../sampling/scheduler.js';
 import { noiseStream } from '../sampling/noise-stream.js';
 import { TorchGenerator } from '../sampling/torch-rng.js';
 import { catBatch, repeatBatch, type Tensor } from '../tensor.js';
-import { denoise, encodeClip, randnPerImage, runDenoiser, vaeDecode, vaeEncodeSample, type EncodedText } from './steps.js';
+import { denoise, encodeClip, randnPerImage, runDenoiser, startNoise, vaeDecode, vaeEncodeSample, type EncodedText } from './steps.js';
 import type { PipelineOutput, PipelineParams } from './types.js';
 import { BadRequestError } from '../../queue/job.js';
 
@@ -157,7 +157,7 @@ export async function denoiseSdxl(model: LoadedModel, p: PipelineParams, range: 
     latents = { data: scheduler.addNoise(x0.data, noise.data, timesteps[0]!), dims: x0.dims };
   } else {
     timesteps = [...scheduler.timesteps];
-    const noise = randnPerImage(generators, latentShape);
+    const noise = startNoise(generators, latentShape, p.variation ?? null);
     const s = f32(scheduler.initNoiseSigma);
     latents = { data: noise.data.map((v) => f32(v * s)), dims: noise.dims };
   }

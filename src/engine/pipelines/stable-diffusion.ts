@@ -10,7 +10,7 @@ import { createScheduler, img2imgTimesteps } from '../sampling/index.js';
 import { TorchGenerator } from '../sampling/torch-rng.js';
 import { catBatch, catChannels, repeatBatch, type Tensor } from '../tensor.js';
 import {
-  denoise, encodeClip, noiseSampler, randnPerImage, runDenoiser, timestepFeed, vaeDecode, vaeEncodeSample,
+  denoise, encodeClip, noiseSampler, randnPerImage, runDenoiser, startNoise, timestepFeed, vaeDecode, vaeEncodeSample,
 } from './steps.js';
 import type { PipelineParams, PipelineOutput } from './types.js';
 import { BadRequestError } from '../../queue/job.js';
@@ -55,7 +55,7 @@ export async function runStableDiffusion(model: LoadedModel, p: PipelineParams):
   let initialNoise: Tensor | null = null;
   const strengthMax = p.strength >= 1;
   if (!p.init) {
-    latents = scaleLatents(randnPerImage(generators, latentShape), scheduler.initNoiseSigma);
+    latents = scaleLatents(startNoise(generators, latentShape, p.variation ?? null), scheduler.initNoiseSigma);
   } else if (!p.mask) {
     const encoded = [];
     for (const g of generators) encoded.push(await vaeEncodeSample(model.vaeEncoder!, p.init, g, info.scalingFactor, info.shiftFactor));

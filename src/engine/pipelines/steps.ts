@@ -6,7 +6,7 @@ import type { ClipTokenizer } from '../text/clip-tokenizer.js';
 import type { ModelGraph } from '../onnx/session.js';
 import { RotatingBuffers, type Scheduler, type NoiseSampler } from '../sampling/scheduler.js';
 import { noiseStream, type NoiseStream } from '../sampling/noise-stream.js';
-import type { TorchGenerator } from '../sampling/torch-rng.js';
+import { TorchGenerator } from '../sampling/torch-rng.js';
 import { catBatch, sliceBatch, type Tensor } from '../tensor.js';
 import { CancelledError } from '../../queue/job.js';
 
@@ -55,6 +55,59 @@ export function randnPerImage(generators: readonly TorchGenerator[], perImage: r
 }
 
 /** The per-step noise source of a denoising loop (see noise-stream.ts); `denoise` closes it. */
+/**
+ * AUTOMATIC1111's variation seeds: per image, slerp(strength, noise(seed + i), noise(variationSeed + i)) with its
+ * norms taken along axis 1 of the [C, H, W] noise (as A1111's slerp does on that shape), and its linear fallback
+ * (which weights the two the other way round) when the two noises are nearly parallel.
+ */
+export function slerpNoise(low: Float32Array, high: Float32Array, dims: readonly number[], val: number): Float32Array {
+  const [C, H, W] = dims as [number, number, number];
+  const out = new Float32Array(low.length);
+  const cols = C * W;
+  const dots = new Float64Array(cols);
+  for (let c = 0; c < C; c++) {
+    for (let w = 0; w < W; w++) {
+      let nl = 0;
+      let nh = 0;
+      let d = 0;
+      for (let h = 0; h < H; h++) {
+        const i = (c * H + h) * W + w;
+        nl += low[i]! * low[i]!;
+        nh += high[i]! * high[i]!;
+        d += low[i]! * high[i]!;
+      }
+      dots[c * W + w] = d / (Math.sqrt(nl) * Math.sqrt(nh));
+    }
+  }
+  const mean = dots.reduce((a, b) => a + b, 0) / cols;
+  for (let c = 0; c < C; c++) {
+    for (let w = 0; w < W; w++) {
+      const omega = Math.acos(Math.min(1, Math.max(-1, dots[c * W + w]!)));
+      const so = Math.sin(omega);
+      const a = mean > 0.9995 ? val : Math.sin((1 - val) * omega) / so;
+      const b = mean > 0.9995 ? 1 - val : Math.sin(val * omega) / so;
+      for (let h = 0; h < H; h++) {
+        const i = (c * H + h) * W + w;
+        out[i] = a * low[i]! + b * high[i]!;
+      }
+    }
+  }
+  return out;
+}
+
+/** The start noise of a txt2img run: one draw per image, blended toward the variation seed's when asked. */
+export function startNoise(generators: readonly TorchGenerator[], perImage: readonly number[], variation: { seeds: bigint[]; strength: number } | null): Tensor {
+  const noise = randnPerImage(generators, perImage);
+  if (!variation || variation.strength <= 0) return noise;
+  const per = noise.data.length / generators.length;
+  const out = new Float32Array(noise.data.length);
+  for (let i = 0; i < generators.length; i++) {
+    const sub = new TorchGenerator(variation.seeds[i]!).randn([1, ...perImage]);
+    out.set(slerpNoise(noise.data.subarray(i * per, (i + 1) * per), sub, perImage, variation.strength), i * per);
+  }
+  return { data: out, dims: noise.dims };
+}
+
 export function noiseSampler(generators: readonly TorchGenerator[], perImage: readonly number[]): NoiseStream {
   return noiseStream(generators, perImage);
 }

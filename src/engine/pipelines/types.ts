@@ -8,6 +8,8 @@ export interface PipelineParams {
   negativePrompt: string | null;
   /** One per image: seed + i. */
   seeds: bigint[];
+  /** A1111 variation seeds (seed + i per image) and strength, for txt2img start noise. */
+  variation?: { seeds: bigint[]; strength: number } | null;
   steps: number;
   guidance: number;
   guidanceRescale: number;
