@@ -16,7 +16,6 @@ import { join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import { InvalidArgumentError, type Command } from 'commander';
 import { RedisQueueClient } from '../queue/redis-client.js';
-import type { BotCore } from '../bot/core/bot-core.js';
 import { createBotCore } from '../bot/core/create-core.js';
 import { discordOptionsFromEnv, startDiscordBot } from '../bot/discord/start.js';
 import { startWebChat, webOptionsFromEnv } from '../bot/web/start.js';
@@ -99,27 +98,11 @@ function stopChild(child: ChildProcess): Promise<void> {
   return exited;
 }
 
-/** The Slack adapter's entry points, loaded when src/bot/slack/start.ts is present. */
-interface SlackModule {
-  slackOptionsFromEnv(env?: NodeJS.ProcessEnv): (Record<string, unknown> & { token: string }) | null;
-  startSlackBot(opts: Record<string, unknown> & { token: string; core: BotCore }): Promise<{ mode: string; port: number | null; stop(): Promise<void> }>;
-}
-
-async function loadSlack(): Promise<SlackModule | null> {
-  const path = '../bot/slack/start.js'; // a variable, so this file type-checks without the module
-  try {
-    return (await import(path)) as SlackModule;
-  } catch (err) {
-    if ((err as { code?: string }).code === 'ERR_MODULE_NOT_FOUND' && String(err).includes('slack/start')) return null;
-    throw err;
-  }
-}
-
 /** Starts the chat adapters on one shared bot core; returns the web chat's URL when it runs. */
 async function startAdapters(o: StartOptions, queue: RedisQueueClient, redisUrl: string, life: Lifecycle, log: Logger, demo: boolean): Promise<string | null> {
   const discord = discordOptionsFromEnv();
-  // Loaded only when configured: a Slack-less start never touches @slack/bolt.
-  const slackModule = process.env.SLACK_BOT_TOKEN?.trim() ? await loadSlack() : null;
+  // Loaded only when configured: a Slack-less start never loads @slack/bolt.
+  const slackModule = process.env.SLACK_BOT_TOKEN?.trim() ? await import('../bot/slack/start.js') : null;
   const slack = slackModule?.slackOptionsFromEnv() ?? null;
   const web = o.web === 'on' || (o.web === 'auto' && !discord && !slack);
   const handle = await createBotCore({

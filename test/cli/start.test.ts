@@ -14,7 +14,9 @@ import { ensureRedisServer, INSTALL_COMMAND, portIsFree } from '../../src/cli/lo
 import { RedisQueueClient } from '../../src/queue/redis-client.js';
 import { silentLogger } from '../../src/queue/logger.js';
 import { ROOT, waitFor } from '../helpers/engine-procs.js';
-import { freePort } from '../helpers/redis-server.js';
+import { freePort, startRedis } from '../helpers/redis-server.js';
+import { FakeDiscord } from '../fakes/discord/server.js';
+import { FakeSlack } from '../fakes/slack/server.js';
 
 interface Started {
   proc: ChildProcessWithoutNullStreams;
@@ -23,10 +25,12 @@ interface Started {
   web: string;
 }
 
-function startSdbot(stateDir: string, redisPort: number, webPort: number): Started {
+function startSdbot(stateDir: string, redisPort: number | null, webPort: number, extraEnv: NodeJS.ProcessEnv = {}): Started {
   const env: NodeJS.ProcessEnv = { ...process.env, SDBOT_STATE_DIR: stateDir, WEB_PORT: String(webPort), METRICS_PORT: '0', LOG_LEVEL: 'info' };
   for (const k of ['REDIS_URL', 'DISCORD_TOKEN', 'SLACK_BOT_TOKEN', 'WEB_CHAT', 'WEB_HOST']) delete env[k];
-  const proc = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli.ts'), 'start', '--redis-port', String(redisPort)], { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });
+  Object.assign(env, extraEnv);
+  const args = ['--import', 'tsx', join(ROOT, 'src/cli.ts'), 'start', ...(redisPort === null ? [] : ['--redis-port', String(redisPort)])];
+  const proc = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -139,6 +143,35 @@ describe('sdbot start', () => {
       expect(existsSync(join(stateDir, 'redis', 'sdbot-redis.json'))).toBe(false);
     });
   }, 180_000);
+
+  it('with REDIS_URL and Discord + Slack credentials: uses that Redis, connects both adapters, no web chat', async () => {
+    const [redis, discord, slack] = [await startRedis(), await FakeDiscord.start(), await FakeSlack.start()];
+    const webPort = await freePort();
+    const s = startSdbot(newStateDir(), null, webPort, {
+      REDIS_URL: redis.url,
+      DISCORD_TOKEN: 'fake-discord-token', DISCORD_API_URL: discord.apiUrl,
+      SLACK_BOT_TOKEN: slack.botToken, SLACK_SIGNING_SECRET: slack.signingSecret, SLACK_PORT: String(await freePort()), SLACK_API_URL: slack.apiUrl,
+    });
+    try {
+      await withOutput(s, async () => {
+        await waitFor('sdbot to be running', async () => s.output().includes('sdbot is running'), 60_000, 200);
+        expect(s.output()).toContain('Discord bot connected');
+        expect(s.output()).toContain('Slack bot connected');
+        expect(s.output()).not.toContain('local Redis ready');
+        expect(s.output()).not.toContain('Web chat: open');
+        expect(await portIsFree(webPort)).toBe(true);
+        expect(discord.identifies.length).toBeGreaterThan(0);
+        expect(slack.calls.some((c) => c.method === 'auth.test')).toBe(true);
+        s.proc.kill('SIGTERM');
+        expect(await s.exited).toBe(0);
+        expect(s.output()).toMatch(/stopped Slack bot[\s\S]*stopped Discord bot[\s\S]*stopped engine worker/);
+        expect(await redisAnswers(redis.url)).toBe(true);
+      });
+    } finally {
+      await Promise.all([discord.close(), slack.close()]);
+      await redis.stop();
+    }
+  }, 120_000);
 
   it('without redis-server and without root, names the one command that installs it', () => {
     expect(() => ensureRedisServer(() => undefined, 'redis-server-that-does-not-exist', false)).toThrow(INSTALL_COMMAND);

@@ -9,7 +9,8 @@ import { userMessageFor } from '../core/errors.js';
 import type { FetchPolicy } from '../core/fetch-image.js';
 import { helpText, isHelpRequest } from '../core/help.js';
 import type { MessageSink } from '../core/throttled-sink.js';
-import type { ImagineInput, RemoteImage } from '../core/validate.js';
+import { imageSlots } from '../core/image-slots.js';
+import type { RemoteImage } from '../core/validate.js';
 import { adminUsage, parseAdminText } from './admin-text.js';
 import { newMessageId, type Channel } from './channel.js';
 import type { ChatAuthor, ChatMessage, WireImage } from './wire.js';
@@ -47,12 +48,6 @@ function remote(image: WireImage, deps: HandlerDeps): RemoteImage {
   return { url: new URL(image.url, deps.selfBase()).toString(), filename: image.name, ...(file ? { size: file.bytes.byteLength, contentType: file.mime } : {}) };
 }
 
-/** The picture replied to (or dropped on) comes first; of the pictures sent, the next is the inpaint mask. */
-function imageSlots(pictures: RemoteImage[]): ImagineInput['images'] {
-  const [image, mask] = pictures;
-  return { ...(image ? { image } : {}), ...(mask ? { mask } : {}) };
-}
-
 function splitCommand(text: string): { command: string; rest: string } {
   const m = /^\s*(\/[\w-]+)\s*([\s\S]*)$/.exec(text);
   return m ? { command: (m[1] ?? '').toLowerCase(), rest: m[2] ?? '' } : { command: '', rest: text.trim() };
@@ -85,6 +80,7 @@ export async function handleSend(user: ChatAuthor, text: string, images: WireIma
 
 async function imagine(user: ChatAuthor, text: string, pictures: WireImage[], replyTo: string, deps: HandlerDeps): Promise<void> {
   const startedAt = Date.now();
+  // The picture replied to (or dropped on) comes first; of the pictures sent, the next is the inpaint mask.
   const draft = deps.core.prepare({ text, images: imageSlots(pictures.map((p) => remote(p, deps))), origin: originFor(user, replyTo) });
   const request = await deps.core.attachImages(draft, fetchPolicyFor(deps.selfBase()));
   await deps.core.run(request, replySink(deps.channel, replyTo), { maxUploadBytes: deps.maxUploadBytes, startedAt, notes: draft.notes });
