@@ -6,6 +6,9 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { closeSenderSockets, signedPost } from '../test/fakes/slack/signed-post.js';
 
 const { url, secret, bodies } = workerData as { url: string; secret: string; bodies: string[] };
+const startedAt = Date.now();
+const t0 = performance.now();
 const results = await Promise.all(bodies.map((b) => signedPost(url, b, 'application/x-www-form-urlencoded', secret)));
+const wallMs = performance.now() - t0;
 closeSenderSockets();
-parentPort?.postMessage(results.map((r) => ({ status: r.status, ms: r.ms })));
+parentPort?.postMessage({ startedAt, wallMs, results: results.map((r) => ({ status: r.status, ms: r.ms })) });

@@ -15,7 +15,8 @@ describe('Slack /imagine against the fake Slack', () => {
   const alice = 'U0ALICE';
   const bob = 'U0BOB';
   beforeAll(async () => {
-    queue = new MemoryQueue({ stepMs: 80 });
+    // Steps slow enough that progress edits (150 ms apart, each uploading a preview) land between queued and final even on a busy machine.
+    queue = new MemoryQueue({ stepMs: 150 });
     h = await startSlackHarness({ queue });
     h.fake.users.set(alice, { name: 'alice' });
     h.fake.users.set(bob, { name: 'bob' });
@@ -24,8 +25,8 @@ describe('Slack /imagine against the fake Slack', () => {
 
   it('refuses forged and stale requests with 401 and queues nothing', async () => {
     const before = queue.enqueued.length;
-    const forged = await h.fake.sendCommand(alice, '/imagine', 'a forged cat').result;
-    expect(forged.status).toBe(200); // control: correctly signed
+    const control = await h.fake.sendCommand(alice, '/imagine', 'a signed cat --count 1').result;
+    expect(control.status).toBe(200); // correctly signed
     const bad = await h.fake.sendCommand(alice, '/imagine', 'a forged dog', { tamper: { secret: 'not-the-secret' } }).result;
     expect(bad.status).toBe(401);
     const stale = await h.fake.sendCommand(alice, '/imagine', 'a stale dog', { tamper: { ageSeconds: 6 * 60 } }).result;
