@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import type { Redis } from 'ioredis';
+import type { DefaultModelScope } from './client.js';
 import type { Origin } from './job.js';
 import type { QueueKeys } from './keys.js';
 
@@ -48,10 +49,17 @@ export async function listenControl(
   await sub.subscribe(keys.control);
 }
 
-export type DefaultScope = { kind: 'global' } | { kind: 'guild'; id: string } | { kind: 'channel'; id: string };
+export type DefaultScope = DefaultModelScope;
 
 function scopeField(s: DefaultScope): string {
   return s.kind === 'global' ? 'global' : `${s.kind}:${s.id}`;
+}
+
+function fieldScope(f: string): DefaultScope | null {
+  if (f === 'global') return { kind: 'global' };
+  const i = f.indexOf(':');
+  const kind = f.slice(0, i);
+  return kind === 'guild' || kind === 'channel' ? { kind, id: f.slice(i + 1) } : null;
 }
 
 export class DefaultModels {
@@ -64,6 +72,18 @@ export class DefaultModels {
   async set(scope: DefaultScope, model: string | null): Promise<void> {
     if (model === null) await this.redis.hdel(this.keys.defaults, scopeField(scope));
     else await this.redis.hset(this.keys.defaults, scopeField(scope), model);
+  }
+
+  async get(scope: DefaultScope): Promise<string | null> {
+    return (await this.redis.hget(this.keys.defaults, scopeField(scope))) || null;
+  }
+
+  async list(): Promise<{ scope: DefaultScope; model: string }[]> {
+    const all = await this.redis.hgetall(this.keys.defaults);
+    return Object.entries(all).flatMap(([f, model]) => {
+      const scope = fieldScope(f);
+      return scope && model ? [{ scope, model }] : [];
+    });
   }
 
   /** The most specific setting for where a request came from: channel, then server/workspace, then global. */

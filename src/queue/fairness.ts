@@ -10,6 +10,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { QueueKeys } from './keys.js';
+import { LuaScript } from './script.js';
 
 export const DEFAULT_USER_CAP = 2;
 /** Priorities 0 (everyone) … MAX_PRIORITY (most urgent). */
@@ -24,13 +25,22 @@ export function bullPriority(rank: number, priority = 0): number {
   return (MAX_PRIORITY - p) * RANK_SPAN + Math.max(1, Math.min(RANK_SPAN - 1, rank));
 }
 
-// KEYS[1]: the user's job set. ARGV: cap, job id, bypass (1/0), set expiry ms. Returns the rank, or -count when full.
-const ADMIT_LUA = `
+// KEYS[1]: the user's job set, KEYS[2] (optional): a record to write when admitted. ARGV: cap, job id, bypass (1/0),
+// set expiry ms, then the record's value and ttl ms. Returns the rank, or -count when full (nothing written then).
+const ADMIT = new LuaScript(`
 local n = redis.call('SCARD', KEYS[1])
 if ARGV[3] == '0' and n >= tonumber(ARGV[1]) then return -n end
 redis.call('SADD', KEYS[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return n + 1`;
+if KEYS[2] then redis.call('SET', KEYS[2], ARGV[5], 'PX', ARGV[6]) end
+return n + 1`);
+
+/** A record written in the same round trip as a successful admission (the job's stored request). */
+export interface AdmitRecord {
+  key: string;
+  value: string;
+  ttlMs: number;
+}
 
 export class UserSlots {
   constructor(
@@ -45,9 +55,10 @@ export class UserSlots {
    * Takes a slot for `jobId`. Returns the job's rank among the user's live jobs, or null when the user is at the cap.
    * Slots are released when the job's terminal update is recorded (EventPublisher.recordTerminal).
    */
-  async admit(userId: string, jobId: string, bypassCap: boolean): Promise<number | null> {
-    const tryAdmit = async () =>
-      (await this.redis.eval(ADMIT_LUA, 1, this.keys.userJobs(userId), this.cap, jobId, bypassCap ? 1 : 0, this.maxHoldMs)) as number;
+  async admit(userId: string, jobId: string, bypassCap: boolean, record?: AdmitRecord): Promise<number | null> {
+    const keys = [this.keys.userJobs(userId), ...(record ? [record.key] : [])];
+    const args = [this.cap, jobId, bypassCap ? 1 : 0, this.maxHoldMs, ...(record ? [record.value, record.ttlMs] : [])];
+    const tryAdmit = async () => Number(await ADMIT.run(this.redis, keys, args));
     let r = await tryAdmit();
     if (r <= 0) {
       // Only a full set can hide slots held by jobs that ended without a recorded end: look for them then.

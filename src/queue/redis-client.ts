@@ -14,9 +14,11 @@ import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { EnqueueOptions, EnqueueReceipt, JobUpdate, QueueClient, WorkerInfo } from './client.js';
+import type {
+  DefaultModelScope, EnqueueOptions, EnqueueReceipt, JobUpdate, QueueAdmin, QueueClient, QueueControl, QueueHealth, StoredImage, WorkerInfo,
+} from './client.js';
 import { createRedis } from './connection.js';
-import { DefaultModels, sendControl, type ControlMessage, type DefaultScope } from './control.js';
+import { DefaultModels, sendControl } from './control.js';
 import { EventPublisher, EventStreamReader, decodeUpdate, isTerminal } from './events.js';
 import { DEFAULT_USER_CAP, UserSlots, bullPriority } from './fairness.js';
 import { BadRequestError, generationRequestSchema, type GenerationRequest, type ImageRef, type Origin } from './job.js';
@@ -44,11 +46,34 @@ export interface RedisQueueClientOptions {
   inputTtlMs?: number;
   /** How often queued subscribers get position updates and finished jobs are double-checked (default 2 s). */
   pollMs?: number;
-  /** Accept jobs for models no live worker holds (they wait for one). Default false: fail fast. */
+  /** Accept jobs for models no live worker holds (they wait for one, however long). Default false: fail fast. */
   allowUnservedModels?: boolean;
+  /**
+   * A model no live worker has held for this long (a worker died or unloaded it) fails its waiting jobs with a
+   * readable reason instead of letting them wait forever (default 60 s).
+   */
+  unservedGraceMs?: number;
   metrics?: ClientMetrics;
   logger?: Logger;
 }
+
+/** A job this client enqueued, as far as this process knows. */
+interface MyJob {
+  model: string;
+  /** Enqueue time; once `terminal` is set, the time it arrived. */
+  at: number;
+  /** Place in line read right after the add. */
+  position: { value: number; at: number } | null;
+  started?: JobUpdate;
+  progress?: JobUpdate;
+  /** Arrived before anyone subscribed: replayed to the first subscriber. */
+  terminal?: JobUpdate;
+}
+
+/** A subscriber this soon after enqueue gets the place in line read by enqueue itself. */
+const FRESH_POSITION_MS = 1000;
+const KEEP_TERMINAL_MS = 10 * 60_000;
+export const DEFAULT_UNSERVED_GRACE_MS = 60_000;
 
 interface Subscription {
   listeners: Set<(u: JobUpdate) => void>;
@@ -58,10 +83,13 @@ interface Subscription {
   enqueuedAt: number | null;
 }
 
-export class RedisQueueClient implements QueueClient {
+export class RedisQueueClient implements QueueClient, QueueAdmin {
   readonly metrics: ClientMetrics;
   private readonly keys: QueueKeys;
+  /** Our own commands, auto-pipelined: concurrent enqueues and reads share writes. */
   private readonly redis: Redis;
+  /** BullMQ's connection (plain: no auto-pipelining under its scripts). */
+  private readonly bullRedis: Redis;
   private readonly reader: EventStreamReader;
   private readonly events: EventPublisher;
   private readonly store: ResultStore;
@@ -76,14 +104,19 @@ export class RedisQueueClient implements QueueClient {
    * Jobs this client enqueued: model and time (positions, end-to-end metrics), and the latest 'started' and
    * 'progress' updates, replayed to a subscriber that arrives after them (a job can start before enqueue returns).
    */
-  private readonly mine = new Map<string, { model: string; at: number; started?: JobUpdate; progress?: JobUpdate }>();
+  private readonly mine = new Map<string, MyJob>();
+  private lastSweep = Date.now();
   private pollTimer: NodeJS.Timeout | null = null;
+  private strandTimer: NodeJS.Timeout | null = null;
+  /** Since when each model with jobs of ours has had no live worker. */
+  private readonly unservedSince = new Map<string, number>();
   private workerCache: { at: number; list: WorkerHeartbeat[] } | null = null;
   private readonly runMs = new Map<string, { at: number; ms: number }>();
 
   private constructor(private readonly opts: RedisQueueClientOptions) {
     this.keys = new QueueKeys(opts.prefix);
-    this.redis = createRedis(opts.redisUrl);
+    this.redis = createRedis(opts.redisUrl, { autoPipeline: true });
+    this.bullRedis = createRedis(opts.redisUrl);
     this.log = opts.logger ?? silentLogger;
     this.metrics = opts.metrics ?? new ClientMetrics();
     this.retry = opts.retry ?? DEFAULT_RETRY;
@@ -104,13 +137,16 @@ export class RedisQueueClient implements QueueClient {
   static async connect(opts: RedisQueueClientOptions): Promise<RedisQueueClient> {
     const c = new RedisQueueClient(opts);
     await c.reader.start();
+    const grace = opts.unservedGraceMs ?? DEFAULT_UNSERVED_GRACE_MS;
+    if (!opts.allowUnservedModels) c.strandTimer = setInterval(() => void c.failStranded(), Math.max(100, Math.min(5000, grace / 4)));
+    c.strandTimer?.unref();
     return c;
   }
 
   private queue(model: string): Queue<QueuedJob, QueuedJobResult> {
     let q = this.bullQueues.get(model);
     if (!q) {
-      q = new Queue<QueuedJob, QueuedJobResult>(this.keys.queueName(model), { connection: this.redis, prefix: this.keys.prefix });
+      q = new Queue<QueuedJob, QueuedJobResult>(this.keys.queueName(model), { connection: this.bullRedis, prefix: this.keys.prefix });
       q.on('error', (err) => this.log.warn({ err: err.message, model }, 'queue connection error'));
       this.bullQueues.set(model, q);
     }
@@ -133,14 +169,17 @@ export class RedisQueueClient implements QueueClient {
     const jobId = randomUUID();
     const userId = request.origin.userId;
     const priority = options.priority ?? 0;
-    await this.store.putRequest(jobId, request);
-    const rank = await this.slots.admit(userId, jobId, priority > 0);
+    // One round trip: the slot and the stored request, written together (or neither when the user is at the cap).
+    const rank = await this.slots.admit(userId, jobId, priority > 0, this.store.requestRecord(jobId, request));
     if (rank === null) {
-      await this.redis.del(this.keys.request(jobId));
       this.metrics.rejected.inc({ reason: 'user_cap' });
       const n = this.slots.limit;
       throw new UserCapError(`You already have ${n} job${n === 1 ? '' : 's'} queued or running; wait for one to finish.`);
     }
+    // Known before the add: the job can start, and even finish, before add() returns.
+    const mine: MyJob = { model, at: Date.now(), position: null };
+    this.mine.set(jobId, mine);
+    this.sweepMine();
     try {
       await this.queue(model).add('generate', { request }, {
         jobId,
@@ -152,12 +191,13 @@ export class RedisQueueClient implements QueueClient {
         removeOnFail: { age: 24 * 3600, count: 10_000 },
       });
     } catch (e) {
+      this.mine.delete(jobId);
       await this.slots.release(userId, jobId);
       throw e;
     }
-    this.mine.set(jobId, { model, at: Date.now() });
     this.metrics.enqueued.inc({ model });
     const position = (await positionOf(this.redis, this.keys, model, jobId)) ?? 1;
+    mine.position = { value: position, at: Date.now() };
     this.log.info({ jobId, model, userId, position, rank, priority }, 'job enqueued');
     return { jobId, position };
   }
@@ -196,29 +236,42 @@ export class RedisQueueClient implements QueueClient {
     };
     const isNew = sub.listeners.size === 0;
     sub.listeners.add(once);
-    if (isNew) {
-      const m = this.mine.get(jobId);
-      if (m?.started) this.dispatch(m.started);
-      if (m?.progress) this.dispatch(m.progress);
-    }
-    void this.catchUp(jobId);
-    this.ensurePolling();
-    return () => {
+    const unsubscribe = () => {
       const s = this.subs.get(jobId);
       if (!s) return;
       s.listeners.delete(once);
       if (s.listeners.size === 0) this.subs.delete(jobId);
     };
+    const m = this.mine.get(jobId);
+    if (isNew && m) {
+      if (m.started) this.dispatch(m.started);
+      if (m.progress) this.dispatch(m.progress);
+    }
+    const terminal = m?.terminal;
+    if (terminal) {
+      // After subscribe() returns: a listener may call the unsubscribe function it is given.
+      queueMicrotask(() => this.dispatch(terminal));
+      return unsubscribe;
+    }
+    this.ensurePolling();
+    // A job this client has just enqueued: its place in line is known, and its updates (including a terminal one
+    // that beat the subscriber) are held in `mine`, so no read is needed. Anything else asks Redis.
+    if (m?.position && sub.phase === 'queued' && Date.now() - m.position.at < FRESH_POSITION_MS) {
+      void this.emitQueued(jobId, m.position.value, false);
+    } else {
+      void this.catchUp(jobId);
+    }
+    return unsubscribe;
   }
 
   private dispatch(u: JobUpdate): void {
     const m = this.mine.get(u.jobId);
+    const sub = this.subs.get(u.jobId);
     if (m) {
-      if (isTerminal(u)) this.onTerminal(u);
+      if (isTerminal(u)) this.onTerminal(u, sub !== undefined);
       else if (u.type === 'started') m.started = u;
       else if (u.type === 'progress') m.progress = u;
     }
-    const sub = this.subs.get(u.jobId);
     if (!sub || sub.phase === 'done') return;
     if (isTerminal(u)) sub.phase = 'done';
     else if (u.type === 'started' || u.type === 'progress') sub.phase = 'running';
@@ -232,13 +285,28 @@ export class RedisQueueClient implements QueueClient {
     if (sub.phase === 'done') this.subs.delete(u.jobId);
   }
 
-  private onTerminal(u: JobUpdate): void {
+  /** First terminal update of a job this client enqueued: metrics, and kept for a subscriber still to come. */
+  private onTerminal(u: JobUpdate, subscribed: boolean): void {
     const m = this.mine.get(u.jobId);
-    if (m) {
-      this.metrics.endToEnd.observe({ outcome: u.type }, (Date.now() - m.at) / 1000);
-      this.mine.delete(u.jobId);
+    if (!m || m.terminal) {
+      if (subscribed) this.mine.delete(u.jobId);
+      return;
     }
+    this.metrics.endToEnd.observe({ outcome: u.type }, (Date.now() - m.at) / 1000);
     if (u.type === 'failed') this.metrics.failures.inc({ reason: failureReason(u.reason) });
+    if (subscribed) this.mine.delete(u.jobId);
+    else {
+      m.terminal = u;
+      m.at = Date.now();
+    }
+  }
+
+  /** Drops terminal updates nobody subscribed to within a while (the `done` record still has them). */
+  private sweepMine(): void {
+    const now = Date.now();
+    if (now - this.lastSweep < 60_000) return;
+    this.lastSweep = now;
+    for (const [id, m] of this.mine) if (m.terminal && now - m.at > KEEP_TERMINAL_MS) this.mine.delete(id);
   }
 
   /** A new subscriber: replay a terminal update already recorded, or tell it its place in line. One round trip. */
@@ -319,6 +387,51 @@ export class RedisQueueClient implements QueueClient {
     }
   }
 
+  /**
+   * Jobs left without any worker able to run them: for every model this client has enqueued to or follows, once no
+   * live worker has held it for the grace period, its waiting jobs (and running ones whose worker's lock is gone)
+   * are removed and failed. Removal fails while a worker holds a job's lock, and the terminal record is written
+   * once, so several bots doing this at once still tell each user once.
+   */
+  private async failStranded(): Promise<void> {
+    try {
+      const models = new Set([...this.bullQueues.keys(), ...[...this.subs.values()].flatMap((s) => (s.model ? [s.model] : []))]);
+      if (models.size === 0) return;
+      const served = new Set(await this.models());
+      const now = Date.now();
+      const grace = this.opts.unservedGraceMs ?? DEFAULT_UNSERVED_GRACE_MS;
+      for (const model of models) {
+        if (served.has(model)) {
+          this.unservedSince.delete(model);
+          continue;
+        }
+        const since = this.unservedSince.get(model) ?? now;
+        this.unservedSince.set(model, since);
+        if (now - since >= grace) await this.failJobsOf(model);
+      }
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'stranded-job check failed');
+    }
+  }
+
+  private async failJobsOf(model: string): Promise<void> {
+    const q = this.queue(model);
+    const jobs = await q.getJobs(['wait', 'prioritized', 'delayed', 'active']);
+    const reason = `no engine worker holds model ${model} any more; an admin can load it`;
+    for (const job of jobs) {
+      if (!job?.id) continue;
+      try {
+        await job.remove();
+      } catch {
+        continue; // a worker still holds it: not stranded
+      }
+      const userId = job.data.request.origin?.userId ?? 'unknown';
+      if (await this.events.recordTerminal({ type: 'failed', jobId: job.id, reason }, userId)) {
+        this.log.warn({ jobId: job.id, model }, 'failed a job no worker can run');
+      }
+    }
+  }
+
   async positionOf(jobId: string): Promise<number | null> {
     const model = this.mine.get(jobId)?.model ?? (await this.store.getRequest(jobId))?.request.model;
     return model ? positionOf(this.redis, this.keys, model, jobId) : null;
@@ -328,6 +441,15 @@ export class RedisQueueClient implements QueueClient {
 
   async getRequest(jobId: string): Promise<GenerationRequest | null> {
     return (await this.store.getRequest(jobId))?.request ?? null;
+  }
+
+  /** From the job's `done` record; null unless it completed and every image is still stored. */
+  async getResult(jobId: string): Promise<StoredImage[] | null> {
+    const done = await this.events.terminalOf(jobId);
+    if (done?.type !== 'completed') return null;
+    if (done.images.length === 0) return [];
+    const present = await this.redis.exists(...done.images.map((i) => i.key));
+    return present === done.images.length ? done.images : null;
   }
 
   getImage(key: string): Promise<Uint8Array | null> {
@@ -394,13 +516,25 @@ export class RedisQueueClient implements QueueClient {
   }
 
   /** Admin command to workers (load / unload / pause / resume / drain); `worker` targets one. */
-  control(msg: Exclude<ControlMessage, { cmd: 'cancel' }>): Promise<void> {
+  control(msg: QueueControl): Promise<void> {
     this.workerCache = null;
     return sendControl(this.redis, this.keys, msg);
   }
 
-  setDefaultModel(scope: DefaultScope, model: string | null): Promise<void> {
+  setDefaultModel(scope: DefaultModelScope, model: string | null): Promise<void> {
     return this.defaults.set(scope, model);
+  }
+
+  getDefaultModel(scope: DefaultModelScope): Promise<string | null> {
+    return this.defaults.get(scope);
+  }
+
+  listDefaultModels(): Promise<{ scope: DefaultModelScope; model: string }[]> {
+    return this.defaults.list();
+  }
+
+  async depths(): Promise<Record<string, number>> {
+    return queueDepths(this.redis, this.keys, await this.models());
   }
 
   /** The model to use when a request names none: channel, server/workspace, global setting, then a worker's default. */
@@ -411,7 +545,7 @@ export class RedisQueueClient implements QueueClient {
     return workers.find((w) => w.defaultModel && w.models.includes(w.defaultModel))?.defaultModel ?? workers[0]?.models[0] ?? null;
   }
 
-  async health(): Promise<{ ok: boolean; redis: string; workers: number }> {
+  async health(): Promise<QueueHealth> {
     const ok = this.redis.status === 'ready';
     return { ok, redis: this.redis.status, workers: ok ? (await this.cachedWorkers()).length : 0 };
   }
@@ -419,9 +553,12 @@ export class RedisQueueClient implements QueueClient {
   async close(): Promise<void> {
     if (this.pollTimer) clearInterval(this.pollTimer);
     this.pollTimer = null;
+    if (this.strandTimer) clearInterval(this.strandTimer);
+    this.strandTimer = null;
     await this.reader.stop();
     await Promise.all([...this.bullQueues.values()].map((q) => q.close()));
     await this.redis.quit().catch(() => {});
+    await this.bullRedis.quit().catch(() => {});
   }
 }
 

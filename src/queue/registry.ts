@@ -4,14 +4,10 @@
  * once its key expires; routing (`models()`) only counts live workers.
  */
 import type { Redis } from 'ioredis';
-import type { WorkerInfo } from './client.js';
+import type { WorkerDetails } from './client.js';
 import type { QueueKeys } from './keys.js';
 
-export interface WorkerHeartbeat extends WorkerInfo {
-  /** Models the worker can load on request (its models file), loaded or not. */
-  available: string[];
-  defaultModel: string | null;
-}
+export type WorkerHeartbeat = WorkerDetails;
 
 export const DEFAULT_HEARTBEAT_MS = 2000;
 

@@ -38,8 +38,14 @@ export class ResultStore {
   }
 
   async putRequest(jobId: string, request: GenerationRequest): Promise<void> {
+    const rec = this.requestRecord(jobId, request);
+    await this.redis.set(rec.key, rec.value, 'PX', rec.ttlMs);
+  }
+
+  /** The stored-request write, for callers that fold it into another script (UserSlots.admit). */
+  requestRecord(jobId: string, request: GenerationRequest): { key: string; value: string; ttlMs: number } {
     const rec: StoredRequest = { request, enqueuedAt: Date.now() };
-    await this.redis.set(this.keys.request(jobId), JSON.stringify(rec), 'PX', this.ttl.requestMs);
+    return { key: this.keys.request(jobId), value: JSON.stringify(rec), ttlMs: this.ttl.requestMs };
   }
 
   async getRequest(jobId: string): Promise<StoredRequest | null> {

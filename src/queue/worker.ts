@@ -78,7 +78,10 @@ export class EngineWorker {
   readonly id: string;
   readonly metrics: WorkerMetrics;
   private readonly keys: QueueKeys;
+  /** BullMQ's connection (plain). */
   private readonly redis: Redis;
+  /** Our own commands (begin / finish scripts, cancel polls, heartbeats), auto-pipelined across concurrent jobs. */
+  private readonly fast: Redis;
   private readonly sub: Redis;
   private readonly events: EventPublisher;
   private readonly registry: WorkerRegistry;
@@ -96,12 +99,13 @@ export class EngineWorker {
     this.id = opts.id ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     this.keys = new QueueKeys(opts.prefix);
     this.redis = createRedis(opts.redisUrl);
+    this.fast = createRedis(opts.redisUrl, { autoPipeline: true });
     this.sub = createRedis(opts.redisUrl);
-    this.events = new EventPublisher(this.redis, this.keys, opts.resultTtlMs ?? DEFAULT_RESULT_TTL_MS);
-    this.registry = new WorkerRegistry(this.redis, this.keys);
+    this.events = new EventPublisher(this.fast, this.keys, opts.resultTtlMs ?? DEFAULT_RESULT_TTL_MS);
+    this.registry = new WorkerRegistry(this.fast, this.keys);
     this.log = (opts.logger ?? silentLogger).child({ worker: this.id });
     this.metrics = opts.metrics ?? new WorkerMetrics(false);
-    this.metrics.setDepthProbe(() => queueDepths(this.redis, this.keys, [...this.queues.keys()]));
+    this.metrics.setDepthProbe(() => queueDepths(this.fast, this.keys, [...this.queues.keys()]));
     this.concurrency = Math.max(1, opts.concurrency ?? 1);
     for (const m of opts.models) this.entries.set(m.id, m);
   }
@@ -262,7 +266,7 @@ export class EngineWorker {
     const timer = setTimeout(() => abort({ kind: 'timeout' }), timeoutMs);
     // The cancel message may be lost (pub/sub while a connection is down): the flag is the source of truth.
     const poll = setInterval(() => {
-      this.redis.get(this.keys.cancel(jobId)).then((by) => by && abort({ kind: 'cancel', by }), () => {});
+      this.fast.get(this.keys.cancel(jobId)).then((by) => by && abort({ kind: 'cancel', by }), () => {});
     }, this.opts.cancelPollMs ?? 500);
 
     const started = Date.now();
@@ -427,6 +431,7 @@ export class EngineWorker {
       await this.opts.engine.close();
       this.sub.disconnect();
       await this.redis.quit().catch(() => {});
+      await this.fast.quit().catch(() => {});
       this.log.info('stopped');
     })();
     return this.stopping;

@@ -187,6 +187,31 @@ describe('fairness', () => {
   });
 });
 
+describe('jobs left without a worker', () => {
+  it('fails a waiting job once no live worker has held its model for the grace period', async () => {
+    const grace = 700;
+    const c = await client({ unservedGraceMs: grace });
+    const w = await worker([entry('alpha')]);
+    await c.control({ cmd: 'pause' });
+    await waitFor('worker paused', async () => (await c.workers()).every((x) => x.paused));
+    const { jobId } = await c.enqueue(req('alpha', 'stranded', 'lonely'));
+    const f = follow(c, jobId);
+    // A paused worker still holds the model: the job keeps waiting past the grace period.
+    await sleep(grace + 500);
+    expect(f.terminals()).toEqual([]);
+    await w.shutdown(1000);
+    const gone = Date.now();
+    const t = await f.terminal;
+    expect(Date.now() - gone).toBeGreaterThanOrEqual(grace - 50);
+    expect(t).toMatchObject({ type: 'failed', reason: 'no engine worker holds model alpha any more; an admin can load it' });
+    const keys = new QueueKeys(r.prefix);
+    expect(await redis.sismember(keys.userJobs('lonely'), jobId)).toBe(0);
+    expect(await redis.exists(keys.bullJob('alpha', jobId))).toBe(0);
+    await sleep(300);
+    expect(f.terminals()).toHaveLength(1);
+  });
+});
+
 describe('cancel', () => {
   it('removes a queued job; only its owner or an admin may cancel', async () => {
     const c = await client();
