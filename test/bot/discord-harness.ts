@@ -1,5 +1,5 @@
 /** Fake Discord + a queue + the real bot core and discord.js adapter, wired as `sdbot bot` wires them. */
-import type { QueueClient } from '../../src/queue/client.js';
+import type { AdminQueueClient } from '../../src/queue/client.js';
 import { createBotCore } from '../../src/bot/core/create-core.js';
 import type { ModelInfo } from '../../src/bot/core/models.js';
 import { startDiscordBot, type DiscordBot } from '../../src/bot/discord/start.js';
@@ -8,7 +8,7 @@ import { MemoryQueue } from './memory-queue.js';
 
 export interface Harness {
   fake: FakeDiscord;
-  queue: QueueClient;
+  queue: AdminQueueClient;
   bot: DiscordBot;
   close(): Promise<void>;
 }
@@ -16,7 +16,7 @@ export interface Harness {
 export const silentLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 export async function startHarness(opts: {
-  queue?: QueueClient; models?: ModelInfo[]; adminUserIds?: string[]; progressIntervalMs?: number; logger?: typeof silentLogger;
+  queue?: AdminQueueClient; models?: ModelInfo[]; adminUserIds?: string[]; progressIntervalMs?: number; logger?: typeof silentLogger;
 } = {}): Promise<Harness> {
   const fake = await FakeDiscord.start();
   const queue = opts.queue ?? new MemoryQueue();

@@ -6,8 +6,10 @@
  */
 import sharp from 'sharp';
 import { randomUUID } from 'node:crypto';
-import type { EnqueueReceipt, JobUpdate, QueueClient, StoredImage, WorkerInfo } from '../../src/queue/client.js';
-import { seedForImage, type GenerationRequest, type ImageRef } from '../../src/queue/job.js';
+import type {
+  AdminQueueClient, DefaultModelScope, EnqueueReceipt, JobUpdate, QueueControl, QueueHealth, StoredImage, WorkerDetails, WorkerInfo,
+} from '../../src/queue/client.js';
+import { seedForImage, type GenerationRequest, type ImageRef, type Origin } from '../../src/queue/job.js';
 import { addPngText } from '../../src/engine/image/index.js';
 
 export interface MemoryQueueOptions {
@@ -18,13 +20,20 @@ export interface MemoryQueueOptions {
   size?: number;
 }
 
-export class MemoryQueue implements QueueClient {
+export class MemoryQueue implements AdminQueueClient {
   readonly requests = new Map<string, GenerationRequest>();
   readonly enqueued: { jobId: string; request: GenerationRequest; at: number }[] = [];
   readonly inputs = new Map<string, Uint8Array>();
   private readonly images = new Map<string, Uint8Array>();
   private readonly listeners = new Map<string, Set<(u: JobUpdate) => void>>();
   private readonly cancelled = new Set<string>();
+  /** Finished jobs' stored images (their keys in `images`), as the real queue keeps them until their TTL. */
+  private readonly results = new Map<string, StoredImage[]>();
+  /** Default models by scope field ("global", "guild:<id>", "channel:<id>"). */
+  readonly defaults = new Map<string, string>();
+  /** Admin commands received, in order. */
+  readonly controls: QueueControl[] = [];
+  paused = false;
   private running: Promise<void> = Promise.resolve();
   modelList: string[];
 
@@ -74,6 +83,7 @@ export class MemoryQueue implements QueueClient {
       this.images.set(key, png);
       stored.push({ key, seed, width, height });
     }
+    this.results.set(jobId, stored);
     this.emit({ type: 'completed', jobId, images: stored, notes: [], timings: { loadMs: 0, textMs: 0, denoiseMs: 0, unetMs: 0, decodeMs: 0, totalMs: 0 } });
   }
 
@@ -98,7 +108,72 @@ export class MemoryQueue implements QueueClient {
   }
 
   async workers(): Promise<WorkerInfo[]> {
-    return [{ id: 'mem-1', host: 'localhost', device: 'cpu', models: this.modelList, currentJob: null, stepsPerSecond: null, paused: false, lastSeen: Date.now() }];
+    return (await this.workerDetails()).map(({ available: _a, defaultModel: _d, ...info }) => info);
+  }
+
+  async workerDetails(): Promise<WorkerDetails[]> {
+    return [{
+      id: 'mem-1', host: 'localhost', device: 'cpu', models: [...this.modelList], currentJob: null, stepsPerSecond: null, paused: this.paused,
+      lastSeen: Date.now(), available: [...this.modelList], defaultModel: this.modelList[0] ?? null,
+    }];
+  }
+
+  /** Records the command; pause / resume / load / unload change what `workers()` reports. */
+  async control(msg: QueueControl): Promise<void> {
+    this.controls.push(msg);
+    if (msg.cmd === 'pause' || msg.cmd === 'resume') this.paused = msg.cmd === 'pause';
+    else if (msg.cmd === 'load' && !this.modelList.includes(msg.model)) this.modelList.push(msg.model);
+    else if (msg.cmd === 'unload') this.modelList = this.modelList.filter((m) => m !== msg.model);
+  }
+
+  async setDefaultModel(scope: DefaultModelScope, model: string | null): Promise<void> {
+    if (model === null) this.defaults.delete(scopeField(scope));
+    else this.defaults.set(scopeField(scope), model);
+  }
+
+  async getDefaultModel(scope: DefaultModelScope): Promise<string | null> {
+    return this.defaults.get(scopeField(scope)) ?? null;
+  }
+
+  async listDefaultModels(): Promise<{ scope: DefaultModelScope; model: string }[]> {
+    return [...this.defaults].map(([f, model]) => {
+      const [kind, ...id] = f.split(':');
+      const scope: DefaultModelScope = kind === 'guild' || kind === 'channel' ? { kind, id: id.join(':') } : { kind: 'global' };
+      return { scope, model };
+    });
+  }
+
+  async defaultModelFor(origin: Pick<Origin, 'guildId' | 'channelId'>): Promise<string | null> {
+    return (
+      (origin.channelId ? this.defaults.get(`channel:${origin.channelId}`) : undefined) ??
+      (origin.guildId ? this.defaults.get(`guild:${origin.guildId}`) : undefined) ??
+      this.defaults.get('global') ??
+      this.modelList[0] ??
+      null
+    );
+  }
+
+  /** Jobs enqueued and not yet finished, all counted against their model. */
+  async depths(): Promise<Record<string, number>> {
+    const out: Record<string, number> = Object.fromEntries(this.modelList.map((m) => [m, 0]));
+    for (const { jobId, request } of this.enqueued) {
+      if (!this.results.has(jobId) && !this.cancelled.has(jobId)) out[request.model] = (out[request.model] ?? 0) + 1;
+    }
+    return out;
+  }
+
+  async health(): Promise<QueueHealth> {
+    return { ok: true, redis: 'memory', workers: 1 };
+  }
+
+  async getResult(jobId: string): Promise<StoredImage[] | null> {
+    const stored = this.results.get(jobId);
+    return stored && stored.every((s) => this.images.has(s.key)) ? stored : null;
+  }
+
+  /** Forget a job's stored images, as their TTL would. */
+  expireResult(jobId: string): void {
+    for (const s of this.results.get(jobId) ?? []) this.images.delete(s.key);
   }
 
   async models(): Promise<string[]> {
@@ -108,6 +183,10 @@ export class MemoryQueue implements QueueClient {
   async close(): Promise<void> {
     await this.running;
   }
+}
+
+function scopeField(s: DefaultModelScope): string {
+  return s.kind === 'global' ? 'global' : `${s.kind}:${s.id}`;
 }
 
 const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));

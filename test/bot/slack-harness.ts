@@ -1,5 +1,5 @@
 /** Fake Slack + a queue + the real bot core and Bolt adapter, wired as `sdbot bot` wires them. */
-import type { QueueClient } from '../../src/queue/client.js';
+import type { AdminQueueClient } from '../../src/queue/client.js';
 import { createBotCore } from '../../src/bot/core/create-core.js';
 import type { ModelInfo } from '../../src/bot/core/models.js';
 import { SLACK_EVENTS_PATH, startSlackBot, type SlackBot } from '../../src/bot/slack/start.js';
@@ -9,13 +9,13 @@ import { MemoryQueue } from './memory-queue.js';
 
 export interface SlackHarness {
   fake: FakeSlack;
-  queue: QueueClient;
+  queue: AdminQueueClient;
   bot: SlackBot;
   close(): Promise<void>;
 }
 
 export async function startSlackHarness(opts: {
-  queue?: QueueClient; models?: ModelInfo[]; adminUserIds?: string[]; progressIntervalMs?: number; socketMode?: boolean;
+  queue?: AdminQueueClient; models?: ModelInfo[]; adminUserIds?: string[]; progressIntervalMs?: number; socketMode?: boolean;
 } = {}): Promise<SlackHarness> {
   const fake = await FakeSlack.start();
   const queue = opts.queue ?? new MemoryQueue();

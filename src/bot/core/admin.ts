@@ -2,12 +2,14 @@
  * `/sd-admin` logic, the same on every platform: adapters check who may run it, parse their platform's
  * arguments into an `AdminCommand`, and show the returned lines. Every action is logged.
  *
- * Model loading and pausing go through `QueueAdmin`, which the queue implementation provides where it can;
- * `QueueClient` itself has no control methods, so a missing one is answered plainly rather than faked.
+ * Model loading, pausing, queue depths and default models go through the queue's `QueueAdmin`; the default model
+ * per server / channel lives in the queue's store (one source of truth for every bot process), the other
+ * defaults (sampler, steps, count) in the bot's state.
  */
-import type { QueueClient } from '../../queue/client.js';
+import type { DefaultModelScope, QueueAdmin, QueueClient } from '../../queue/client.js';
 import { SAMPLERS, type SamplerName } from '../../queue/job.js';
 import { scopeKey, type BotState, type ScopeDefaults } from './bot-state.js';
+import type { DefaultModelCache } from './default-models.js';
 import { UserError } from './errors.js';
 import type { ModelCatalog } from './models.js';
 
@@ -26,15 +28,7 @@ export type AdminCommand =
 
 export const ADMIN_SUBCOMMANDS = ['models', 'load', 'unload', 'default', 'queue', 'pause', 'resume', 'cancel', 'limits', 'ban', 'unban'] as const;
 
-/** Queue controls beyond `QueueClient`; each is optional. */
-export interface QueueAdmin {
-  loadModel?(model: string, workerId?: string): Promise<void>;
-  unloadModel?(model: string, workerId?: string): Promise<void>;
-  pause?(workerId?: string): Promise<void>;
-  resume?(workerId?: string): Promise<void>;
-  /** Waiting jobs per model queue. */
-  depth?(): Promise<Record<string, number>>;
-}
+export type { QueueAdmin } from '../../queue/client.js';
 
 export interface AdminContext {
   platform: string;
@@ -45,7 +39,8 @@ export interface AdminContext {
 
 export interface AdminDeps {
   queue: QueueClient;
-  queueAdmin?: QueueAdmin;
+  queueAdmin: QueueAdmin;
+  defaultModels: DefaultModelCache;
   catalog: ModelCatalog;
   state: BotState;
   log: (entry: Record<string, unknown>, msg: string) => void;
@@ -55,10 +50,6 @@ export async function runAdmin(cmd: AdminCommand, ctx: AdminContext, deps: Admin
   const lines = await execute(cmd, ctx, deps);
   deps.log({ admin: ctx.userId, platform: ctx.platform, guild: ctx.guildId, command: cmd }, `admin ${cmd.name}`);
   return lines;
-}
-
-function unsupported(what: string): string[] {
-  return [`This queue can't ${what} from chat yet; do it on the engine host (\`sdbot engine\`).`];
 }
 
 async function execute(cmd: AdminCommand, ctx: AdminContext, deps: AdminDeps): Promise<string[]> {
@@ -78,27 +69,23 @@ async function execute(cmd: AdminCommand, ctx: AdminContext, deps: AdminDeps): P
     }
     case 'load':
     case 'unload': {
-      const fn = cmd.name === 'load' ? queueAdmin?.loadModel : queueAdmin?.unloadModel;
-      if (!fn) return unsupported(`${cmd.name} models`);
       if (cmd.name === 'load' && !catalog.knownIds().includes(cmd.model)) throw new UserError(`I don't know the model \`${cmd.model}\`.`);
-      await fn.call(queueAdmin, cmd.model, cmd.worker);
+      await queueAdmin.control({ cmd: cmd.name, model: cmd.model, ...(cmd.worker ? { worker: cmd.worker } : {}) });
       return [`Asked ${cmd.worker ? `worker \`${cmd.worker}\`` : 'the workers'} to ${cmd.name} \`${cmd.model}\`.`];
     }
     case 'default':
       return setDefault(cmd, ctx, deps);
     case 'queue': {
-      const [workers, depth] = await Promise.all([queue.workers(), queueAdmin?.depth?.()]);
+      const [workers, depth] = await Promise.all([queue.workers(), queueAdmin.depths()]);
       const lines = workers.length
         ? workers.map((w) => `\`${w.id}\` on ${w.host} (${w.device})${w.paused ? ' paused' : ''}: ${w.currentJob ? `running \`${w.currentJob}\`` : 'idle'}; models ${w.models.map((m) => `\`${m}\``).join(', ') || 'none'}${w.stepsPerSecond ? `; ${w.stepsPerSecond.toFixed(1)} steps/s` : ''}`)
         : ['No workers are online.'];
-      if (depth) lines.unshift(`Waiting: ${Object.entries(depth).map(([m, n]) => `${m} ${n}`).join(', ') || 'none'}`);
+      lines.unshift(`Waiting: ${Object.entries(depth).map(([m, n]) => `\`${m}\` ${n}`).join(', ') || 'no model is being served'}`);
       return lines;
     }
     case 'pause':
     case 'resume': {
-      const fn = cmd.name === 'pause' ? queueAdmin?.pause : queueAdmin?.resume;
-      if (!fn) return unsupported(`${cmd.name} workers`);
-      await fn.call(queueAdmin, cmd.worker);
+      await queueAdmin.control({ cmd: cmd.name, ...(cmd.worker ? { worker: cmd.worker } : {}) });
       return [`${cmd.name === 'pause' ? 'Paused' : 'Resumed'} ${cmd.worker ? `worker \`${cmd.worker}\`` : 'all workers'}.`];
     }
     case 'cancel': {
@@ -120,14 +107,15 @@ async function setDefault(cmd: Extract<AdminCommand, { name: 'default' }>, ctx: 
   const id = cmd.scope === 'server' ? ctx.guildId : ctx.channelId;
   if (!id) throw new UserError(`There is no ${cmd.scope} here to set defaults for.`);
   const key = scopeKey(cmd.scope, ctx.platform, id);
+  const scope: DefaultModelScope = cmd.scope === 'server' ? { kind: 'guild', id } : { kind: 'channel', id };
   if (cmd.clear) {
-    await deps.state.setDefaults(key, null);
+    await Promise.all([deps.state.setDefaults(key, null), deps.defaultModels.set(scope, null)]);
     return [`Cleared the ${cmd.scope} defaults.`];
   }
   const values: ScopeDefaults = {};
   if (cmd.model !== undefined) {
     if (!deps.catalog.knownIds().includes(cmd.model)) throw new UserError(`I don't know the model \`${cmd.model}\`.`);
-    values.model = cmd.model;
+    await deps.defaultModels.set(scope, cmd.model);
   }
   if (cmd.sampler !== undefined) {
     if (!(SAMPLERS as readonly string[]).includes(cmd.sampler)) throw new UserError(`Unknown sampler \`${cmd.sampler}\`. Allowed: ${SAMPLERS.join(', ')}.`);
@@ -136,7 +124,9 @@ async function setDefault(cmd: Extract<AdminCommand, { name: 'default' }>, ctx: 
   if (cmd.steps !== undefined) values.steps = cmd.steps;
   if (cmd.count !== undefined) values.count = cmd.count;
   if (Object.keys(values).length) await deps.state.setDefaults(key, values);
-  const now = deps.state.getDefaults(key) ?? {};
+  const { model: _legacy, ...others } = deps.state.getDefaults(key) ?? {};
+  const model = deps.defaultModels.get(scope);
+  const now = { ...(model ? { model } : {}), ...others };
   const shown = Object.entries(now).map(([k, v]) => `${k} \`${String(v)}\``).join(', ');
   return [`${cmd.scope === 'server' ? 'Server' : 'Channel'} defaults: ${shown || 'none'}.`];
 }

@@ -6,11 +6,12 @@
  *   run()           enqueue and follow the job, rendering messages through the adapter's sink
  *   followUp()      a button click → the follow-up request
  */
-import type { QueueClient } from '../../queue/client.js';
+import type { AdminQueueClient, QueueAdmin } from '../../queue/client.js';
 import type { GenerationRequest, ImageRef, Origin } from '../../queue/job.js';
 import { decodeAction, followUpRequest, type ButtonAction } from './actions.js';
-import { runAdmin, type AdminCommand, type AdminContext, type QueueAdmin } from './admin.js';
-import type { BotState } from './bot-state.js';
+import { runAdmin, type AdminCommand, type AdminContext } from './admin.js';
+import type { BotState, ScopeDefaults } from './bot-state.js';
+import { DefaultModelCache } from './default-models.js';
 import { UserError } from './errors.js';
 import { DEFAULT_LIMITS, fetchCheckedImage, type FetchPolicy } from './fetch-image.js';
 import { followJob, type JobOutcome } from './job-follower.js';
@@ -26,10 +27,13 @@ export interface Logger {
 }
 
 export interface BotCoreOptions {
-  queue: QueueClient;
+  queue: AdminQueueClient;
   catalog: ModelCatalog;
   state: BotState;
+  /** Admin side of the queue when it is not `queue` itself. */
   queueAdmin?: QueueAdmin;
+  /** Mirror of the queue's default models (createBotCore starts one that refreshes); else one filled on demand. */
+  defaultModels?: DefaultModelCache;
   filter?: WordFilter;
   tokenizerFor?: (model: string) => PromptTokenizer | undefined;
   /** Minimum gap between progress edits (Discord and Slack both throttle edits). */
@@ -48,11 +52,18 @@ const SLOT_NAMES = { image: 'The image', mask: 'The mask', depth: 'The depth map
 
 export class BotCore {
   private readonly active = new Map<string, number>();
+  readonly defaultModels: DefaultModelCache;
 
-  constructor(readonly options: BotCoreOptions) {}
+  constructor(readonly options: BotCoreOptions) {
+    this.defaultModels = options.defaultModels ?? new DefaultModelCache(this.queueAdmin);
+  }
 
-  get queue(): QueueClient {
+  get queue(): AdminQueueClient {
     return this.options.queue;
+  }
+
+  get queueAdmin(): QueueAdmin {
+    return this.options.queueAdmin ?? this.options.queue;
   }
 
   get catalog(): ModelCatalog {
@@ -69,10 +80,17 @@ export class BotCore {
     const { state } = this.options;
     return buildDraft(input, {
       catalog: this.options.catalog,
-      defaults: state.defaultsFor(input.origin.platform, input.origin.guildId, input.origin.channelId),
+      defaults: this.defaultsFor(input.origin),
       ...(this.options.tokenizerFor ? { tokenizerFor: this.options.tokenizerFor } : {}),
       ...(this.options.filter ? { filter: this.options.filter } : {}),
     });
+  }
+
+  /** Sampler, steps and count from the bot's settings; the model from the queue's default-model store. */
+  defaultsFor(origin: Origin): ScopeDefaults {
+    const { model: _legacy, ...rest } = this.options.state.defaultsFor(origin.platform, origin.guildId, origin.channelId);
+    const model = this.defaultModels.resolve(origin);
+    return model ? { ...rest, model } : rest;
   }
 
   checkUser(origin: Origin): void {
@@ -137,10 +155,26 @@ export class BotCore {
     return followUpRequest(action, original, {
       catalog: this.options.catalog,
       origin,
-      messageImages,
+      messageImages: async () => (await this.storedResult(action.jobId)) ?? messageImages(),
       putInput: (bytes) => this.options.queue.putInput(bytes),
       randomSeed,
     });
+  }
+
+  /**
+   * The job's original PNGs while the queue still stores them (full quality, one per image, no re-encoding), else
+   * null: the caller falls back to the pictures on the message.
+   */
+  async storedResult(jobId: string): Promise<Uint8Array[] | null> {
+    try {
+      const stored = await this.queueAdmin.getResult(jobId);
+      if (!stored || stored.length === 0) return null;
+      const pngs = await Promise.all(stored.map((s) => this.options.queue.getImage(s.key)));
+      return pngs.every((p): p is Uint8Array => p !== null) ? pngs : null;
+    } catch (err) {
+      this.options.logger.warn({ jobId, err: String(err) }, 'stored result unavailable; using the message pictures');
+      return null;
+    }
   }
 
   /** Owners delete their own pictures; admins any. */
@@ -153,7 +187,8 @@ export class BotCore {
   admin(cmd: AdminCommand, ctx: AdminContext): Promise<string[]> {
     return runAdmin(cmd, ctx, {
       queue: this.options.queue,
-      ...(this.options.queueAdmin ? { queueAdmin: this.options.queueAdmin } : {}),
+      queueAdmin: this.queueAdmin,
+      defaultModels: this.defaultModels,
       catalog: this.options.catalog,
       state: this.options.state,
       log: (entry, msg) => this.options.logger.info(entry, msg),

@@ -3,22 +3,21 @@
  * admin settings, one per-user count.
  */
 import { pino } from 'pino';
-import type { QueueClient } from '../../queue/client.js';
+import type { AdminQueueClient, QueueAdmin } from '../../queue/client.js';
 import { loadModelsFile } from '../../engine/models-file.js';
-import type { QueueAdmin } from './admin.js';
 import { BotCore, type Logger } from './bot-core.js';
 import { BotState } from './bot-state.js';
 import { modelInfosFromConfig } from './model-info.js';
 import { ModelCatalog, type ModelInfo } from './models.js';
-import { queueAdminOf } from './queue-admin.js';
+import { DefaultModelCache } from './default-models.js';
 import { RedisStatePersistence } from './redis-state.js';
 import { loadPromptTokenizers } from './tokenizers.js';
 import type { PromptTokenizer } from './validate.js';
 import { wordFilterFromEnv, type WordFilter } from './word-filter.js';
 
 export interface CreateCoreOptions {
-  queue: QueueClient;
-  /** Admin controls; by default taken from the queue client when it has a control channel. */
+  queue: AdminQueueClient;
+  /** Admin side of the queue when it is not `queue` itself. */
   queueAdmin?: QueueAdmin;
   /** Path of the engine's models file (families, roles, default sizes, tokenizers). */
   modelsFile?: string;
@@ -31,7 +30,7 @@ export interface CreateCoreOptions {
   progressIntervalMs?: number;
   imageLimits?: { maxBytes: number; maxPixels: number };
   logger?: Logger;
-  /** How often the live model list is refreshed. */
+  /** How often the live model list and the default models are refreshed. */
   modelRefreshMs?: number;
 }
 
@@ -49,14 +48,17 @@ export async function createBotCore(opts: CreateCoreOptions): Promise<CoreHandle
   const persistence = opts.redisUrl ? new RedisStatePersistence(opts.redisUrl) : undefined;
   const state = new BotState(persistence);
   await state.load();
-  const queueAdmin = opts.queueAdmin ?? queueAdminOf(opts.queue);
+  const queueAdmin = opts.queueAdmin ?? opts.queue;
+  const defaultModels = new DefaultModelCache(queueAdmin);
+  await defaultModels.start(opts.modelRefreshMs ?? 10_000);
   const core = new BotCore({
     queue: opts.queue,
     catalog,
     state,
     filter: opts.filter ?? wordFilterFromEnv(process.env),
     logger: opts.logger ?? pino({ name: 'sdbot-bot' }),
-    ...(queueAdmin ? { queueAdmin } : {}),
+    queueAdmin,
+    defaultModels,
     ...(tokenizerFor ? { tokenizerFor } : {}),
     ...(opts.progressIntervalMs !== undefined ? { progressIntervalMs: opts.progressIntervalMs } : {}),
     ...(opts.imageLimits ? { imageLimits: opts.imageLimits } : {}),
@@ -65,6 +67,7 @@ export async function createBotCore(opts: CreateCoreOptions): Promise<CoreHandle
     core,
     close: async () => {
       catalog.stop();
+      defaultModels.stop();
       await persistence?.close();
     },
   };
