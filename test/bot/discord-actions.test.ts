@@ -51,6 +51,22 @@ describe('Discord buttons, attachments, reply-with-image, Remix and admin', () =
     const init = ref?.kind === 'redis' ? queue.inputs.get(ref.key) : undefined;
     const expected = await sharp(await solidPng(64, 64, 8)).raw().toBuffer();
     expect(Buffer.compare(await sharp(init).raw().toBuffer(), expected)).toBe(0);
+    // While the queue still stores the result, the button uses the original PNG itself (not a crop of the upload).
+    const stored = await queue.getResult(jobId);
+    expect(Buffer.compare(Buffer.from(init!), Buffer.from((await queue.getImage(stored![1]!.key))!))).toBe(0);
+  });
+
+  it('once the stored result has expired, a button crops the picture on the message instead', async () => {
+    const { message, jobId } = await imagine('a green frog --seed 20');
+    queue.expireResult(jobId);
+    expect(await queue.getResult(jobId)).toBeNull();
+    const click = send(h.fake, buttonClick(h.fake, bob, message, `sd1:v:2:${jobId}`));
+    await waitFinalEdit(h.fake, click.token);
+    const ref = queue.enqueued.at(-1)?.request.initImage;
+    const init = ref?.kind === 'redis' ? queue.inputs.get(ref.key) : undefined;
+    // Image 3 (seed 22) is the bottom-left cell of the grid.
+    const expected = await sharp(await solidPng(64, 64, 22)).raw().toBuffer();
+    expect(Buffer.compare(await sharp(init).raw().toBuffer(), expected)).toBe(0);
   });
 
   it('U1 without an upscaler runs a 2× img2img pass; re-roll keeps the request with a new seed', async () => {
@@ -176,6 +192,32 @@ describe('Discord buttons, attachments, reply-with-image, Remix and admin', () =
     const i = send(h.fake, chatInput(h.fake, alice, 'imagine', { prompt: 'defaults apply' }));
     await waitFinalEdit(h.fake, i.token);
     expect(queue.enqueued.at(-1)?.request.steps).toBe(9);
+  });
+
+  it("/sd-admin default model lives in the queue's default-model store; /sd-admin queue shows depths and controls go to the queue", async () => {
+    const def = send(h.fake, chatInput(h.fake, manager, 'sd-admin', { scope: 'server', model: 'tiny-sd15-inpaint' }, 'default'));
+    const answer = await h.fake.waitForCall((c) => c.method === 'PATCH' && c.path.includes(`/${def.token}/messages/@original`));
+    expect(String(answer.body?.content)).toContain('model `tiny-sd15-inpaint`');
+    expect(await queue.getDefaultModel({ kind: 'guild', id: h.fake.guildId })).toBe('tiny-sd15-inpaint');
+    const i = send(h.fake, chatInput(h.fake, alice, 'imagine', { prompt: 'which model' }));
+    await waitFinalEdit(h.fake, i.token);
+    expect(queue.enqueued.at(-1)?.request.model).toBe('tiny-sd15-inpaint');
+    // A change made by another bot process reaches this one on refresh.
+    await queue.setDefaultModel({ kind: 'guild', id: h.fake.guildId }, null);
+    await h.bot.core.defaultModels.refresh();
+    const j = send(h.fake, chatInput(h.fake, alice, 'imagine', { prompt: 'back to base' }));
+    await waitFinalEdit(h.fake, j.token);
+    expect(queue.enqueued.at(-1)?.request.model).toBe('tiny-sd15');
+
+    const q = send(h.fake, chatInput(h.fake, manager, 'sd-admin', {}, 'queue'));
+    const listing = await h.fake.waitForCall((c) => c.method === 'PATCH' && c.path.includes(`/${q.token}/messages/@original`));
+    expect(String(listing.body?.content)).toMatch(/Waiting: `tiny-sd15` \d+, `tiny-sd15-inpaint` \d+/);
+    const pause = send(h.fake, chatInput(h.fake, manager, 'sd-admin', {}, 'pause'));
+    await h.fake.waitForCall((c) => c.method === 'PATCH' && c.path.includes(`/${pause.token}/messages/@original`));
+    expect(queue.controls.at(-1)).toEqual({ cmd: 'pause' });
+    const resume = send(h.fake, chatInput(h.fake, manager, 'sd-admin', {}, 'resume'));
+    await h.fake.waitForCall((c) => c.method === 'PATCH' && c.path.includes(`/${resume.token}/messages/@original`));
+    expect(queue.controls.at(-1)).toEqual({ cmd: 'resume' });
   });
 });
 
