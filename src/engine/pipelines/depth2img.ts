@@ -129,6 +129,6 @@ export async function runDepth2Img(model: LoadedModel, p: PipelineParams): Promi
   });
   const denoiseMs = performance.now() - t0;
   t0 = performance.now();
-  const images = await vaeDecode(model.vaeDecoder, latents, info.scalingFactor, info.shiftFactor);
+  const images = await vaeDecode(model.vaeDecoder, latents, info.scalingFactor, info.shiftFactor, info.vaeScaleFactor);
   return { latents, images, notes, timings: { textMs, denoiseMs, unetMs: timing.unetMs, decodeMs: performance.now() - t0 } };
 }

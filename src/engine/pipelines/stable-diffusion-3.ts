@@ -130,7 +130,7 @@ export async function runStableDiffusion3(model: LoadedModel, p: PipelineParams)
   });
   const denoiseMs = performance.now() - t0;
   t0 = performance.now();
-  const images = await vaeDecode(model.vaeDecoder, latents, info.scalingFactor, info.shiftFactor);
+  const images = await vaeDecode(model.vaeDecoder, latents, info.scalingFactor, info.shiftFactor, info.vaeScaleFactor);
   return {
     latents, images, notes: [...cond.notes],
     timings: { textMs, denoiseMs, unetMs: timing.unetMs, decodeMs: performance.now() - t0 },

@@ -187,7 +187,7 @@ export async function denoiseSdxl(model: LoadedModel, p: PipelineParams, range: 
 export async function runStableDiffusionXL(model: LoadedModel, p: PipelineParams): Promise<PipelineOutput> {
   const run = await denoiseSdxl(model, p);
   const t0 = performance.now();
-  const images = await vaeDecode(model.vaeDecoder, run.latents, model.info.scalingFactor, model.info.shiftFactor);
+  const images = await vaeDecode(model.vaeDecoder, run.latents, model.info.scalingFactor, model.info.shiftFactor, model.info.vaeScaleFactor);
   return { latents: run.latents, images, notes: run.notes, timings: { ...run.timings, decodeMs: performance.now() - t0 } };
 }
 
@@ -205,7 +205,7 @@ export async function runSdxlWithRefiner(base: LoadedModel, refiner: LoadedModel
   const first = await denoiseSdxl(base, { ...p, init: null }, { denoisingEnd: switchAt });
   const second = await denoiseSdxl(refiner, { ...p, init: null }, { denoisingStart: switchAt, latents: first.latents, generators: first.generators });
   const t0 = performance.now();
-  const images = await vaeDecode(refiner.vaeDecoder, second.latents, b.scalingFactor, b.shiftFactor);
+  const images = await vaeDecode(refiner.vaeDecoder, second.latents, b.scalingFactor, b.shiftFactor, b.vaeScaleFactor);
   return {
     latents: second.latents,
     images,

@@ -102,7 +102,7 @@ export async function runStableDiffusion(model: LoadedModel, p: PipelineParams):
   const denoiseMs = performance.now() - t0;
 
   t0 = performance.now();
-  const images = await vaeDecode(model.vaeDecoder, latents, info.scalingFactor, info.shiftFactor);
+  const images = await vaeDecode(model.vaeDecoder, latents, info.scalingFactor, info.shiftFactor, info.vaeScaleFactor);
   timing.decodeMs = performance.now() - t0;
   return { latents, images, notes, timings: { textMs: timing.textMs, denoiseMs, unetMs: timing.unetMs, decodeMs: timing.decodeMs } };
 }

@@ -6,6 +6,7 @@ import type { ClipTokenizer } from '../text/clip-tokenizer.js';
 import type { ModelGraph } from '../onnx/session.js';
 import { RotatingBuffers, type Scheduler, type NoiseSampler } from '../sampling/scheduler.js';
 import { noiseStream, type NoiseStream } from '../sampling/noise-stream.js';
+import { tiledDecode } from './tiled-decode.js';
 import { TorchGenerator } from '../sampling/torch-rng.js';
 import { catBatch, sliceBatch, type Tensor } from '../tensor.js';
 import { CancelledError } from '../../queue/job.js';
@@ -150,10 +151,19 @@ export async function vaeEncodeSample(
 }
 
 /** latents / scaling_factor (+ shift) → VAE decoder → [N, 3, H, W] in about [-1, 1]. */
-export async function vaeDecode(vae: ModelGraph, latents: Tensor, scalingFactor: number, shiftFactor: number | null): Promise<Tensor> {
+/** Latent pixels (h × w) above which decoding is tiled, and the tile side: 128² latents = 1024² px at /8. */
+export const TILED_DECODE_ABOVE = 128 * 128;
+export const DECODE_TILE = 64;
+
+export async function vaeDecode(
+  vae: ModelGraph, latents: Tensor, scalingFactor: number, shiftFactor: number | null, vaeScale = 8,
+): Promise<Tensor> {
   const sf = f32(scalingFactor);
   const shift = shiftFactor === null ? null : f32(shiftFactor);
   const scaled = latents.data.map((v) => (shift === null ? f32(v / sf) : f32(f32(v / sf) + shift)));
+  const [, , lh, lw] = latents.dims as [number, number, number, number];
+  // Above this many latent pixels a single decode would not fit a consumer GPU's memory: decode in tiles.
+  if (lh * lw > TILED_DECODE_ABOVE) return tiledDecode(vae, { data: scaled, dims: latents.dims }, { tileLatent: DECODE_TILE, scale: vaeScale });
   const parts: Tensor[] = [];
   for (const chunk of batchChunks(vae, 'latent_sample', latents.dims[0]!)) {
     const out = await vae.run({ latent_sample: sliceBatch({ data: scaled, dims: latents.dims }, chunk.start, chunk.count) });
