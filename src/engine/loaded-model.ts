@@ -77,7 +77,9 @@ export async function loadModel(dir: string, providers: readonly Provider[] = ['
     expectOneOfOutputs(vaeEncoder, ['latent_parameters', 'latent_sample']);
   }
   if (textEncoder) expectInputs(textEncoder, ['input_ids']);
-  if (!textEncoder || !tokenizer) throw new ModelFolderError(`${info.dir}: missing text_encoder/ or tokenizer/`);
+  // An SDXL refiner has only the second CLIP encoder; every other family needs the first.
+  const hasText = (textEncoder && tokenizer) || (info.family === 'sdxl' && textEncoder2 && tokenizer2);
+  if (!hasText) throw new ModelFolderError(`${info.dir}: missing text_encoder/ or tokenizer/`);
 
   if (textEncoder3) expectInputs(textEncoder3, ['input_ids']);
   if (controlnet) {

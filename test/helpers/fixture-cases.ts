@@ -44,11 +44,15 @@ const UI_SAMPLERS: Record<string, [SamplerName, ScheduleName]> = {
 export function caseRequest(c: FixtureCase): GenerationRequestInput {
   const sampler = c.sampler === null ? null : UI_SAMPLERS[c.sampler];
   if (sampler === undefined) throw new Error(`unmapped fixture sampler ${c.sampler}`);
-  const kinds: Record<string, GenerationRequestInput['kind']> = { txt2img: 'txt2img', img2img: 'img2img', inpaint: 'inpaint', upscale: 'upscale', depth2img: 'depth2img', controlnet: 'controlnet' };
+  const kinds: Record<string, GenerationRequestInput['kind']> = { txt2img: 'txt2img', img2img: 'img2img', inpaint: 'inpaint', upscale: 'upscale', depth2img: 'depth2img', controlnet: 'controlnet', refiner_handoff: 'txt2img' };
   const file = (name: string | undefined) => (name ? { kind: 'file' as const, path: join(FIXTURE_MODELS, name) } : null);
   return {
     kind: kinds[c.pipeline] ?? 'txt2img',
-    model: c.model,
+    // The expert hand-off case is a base job with the refiner attached.
+    model: typeof c['base_model'] === 'string' ? c['base_model'] : c.model,
+    ...(typeof c['denoising_start'] === 'number' && typeof c['base_model'] === 'string' ? { refiner: { model: c.model, switchAt: c['denoising_start'] } } : {}),
+    ...(typeof c['aesthetic_score'] === 'number' ? { aestheticScore: c['aesthetic_score'] } : {}),
+    ...(typeof c['negative_aesthetic_score'] === 'number' ? { negativeAestheticScore: c['negative_aesthetic_score'] } : {}),
     prompt: c.prompt,
     negativePrompt: c.negative_prompt,
     sampler: sampler?.[0] ?? null,
