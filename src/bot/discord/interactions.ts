@@ -7,7 +7,7 @@
 import {
   ActionRowBuilder, MessageFlags, ModalBuilder, Routes, TextInputBuilder, TextInputStyle,
   type APIMessage, type AutocompleteInteraction, type ButtonInteraction, type ChatInputCommandInteraction, type Client,
-  type Interaction, type MessageContextMenuCommandInteraction, type ModalSubmitInteraction, type RepliableInteraction,
+  type Interaction, type MessageContextMenuCommandInteraction, type ModalSubmitInteraction,
 } from 'discord.js';
 import type { Origin } from '../../queue/job.js';
 import type { BotCore } from '../core/bot-core.js';
@@ -15,12 +15,12 @@ import { userMessageFor } from '../core/errors.js';
 import { fetchCheckedImage, type FetchPolicy } from '../core/fetch-image.js';
 import { helpText, isHelpRequest } from '../core/help.js';
 import { ASPECT_SUGGESTIONS } from '../core/options.js';
-import type { MessageSink } from '../core/throttled-sink.js';
 import type { ImagineInput, RawValue, RemoteImage } from '../core/validate.js';
 import { isDiscordAdmin, parseAdminCommand } from './admin-command.js';
 import { imagesOf, looksLikeImage, remoteFromApi, remoteFromAttachment } from './attachments.js';
 import { ADMIN, IMAGINE, REMIX } from './command-json.js';
-import { DEFAULT_UPLOAD_LIMIT, ephemeral, renderPayload } from './render.js';
+import { DEFAULT_UPLOAD_LIMIT, ephemeral } from './render.js';
+import { interactionSink } from './reply-sink.js';
 
 export interface InteractionDeps {
   core: BotCore;
@@ -44,13 +44,6 @@ export function originOf(i: Interaction): Origin {
 
 function uploadLimit(i: Interaction): number {
   return i.attachmentSizeLimit ?? DEFAULT_UPLOAD_LIMIT;
-}
-
-/** Edits the deferred reply in place. */
-function replySink(i: RepliableInteraction): MessageSink {
-  return async (m) => {
-    await i.editReply(renderPayload(m));
-  };
 }
 
 export async function handleInteraction(i: Interaction, deps: InteractionDeps): Promise<void> {
@@ -108,7 +101,7 @@ async function imagine(i: ChatInputCommandInteraction, deps: InteractionDeps): P
   const draft = deps.core.prepare(input); // sync: a UserError here becomes an ephemeral reply
   await i.deferReply();
   const request = await deps.core.attachImages(draft, deps.fetchPolicy);
-  await deps.core.run(request, replySink(i), { maxUploadBytes: uploadLimit(i), startedAt, notes: draft.notes });
+  await deps.core.run(request, interactionSink(i, deps.core.options.logger), { maxUploadBytes: uploadLimit(i), startedAt, notes: draft.notes });
 }
 
 async function admin(i: ChatInputCommandInteraction, deps: InteractionDeps): Promise<void> {
@@ -163,7 +156,7 @@ async function button(i: ButtonInteraction, deps: InteractionDeps): Promise<void
   await i.deferReply();
   const startedAt = Date.now();
   const request = await deps.core.followUp(action, origin, () => downloadAll(imagesOf(i.message.attachments), deps));
-  await deps.core.run(request, replySink(i), { maxUploadBytes: uploadLimit(i), startedAt });
+  await deps.core.run(request, interactionSink(i, deps.core.options.logger, i.message.id), { maxUploadBytes: uploadLimit(i), startedAt });
 }
 
 /** "Remix" on any message: ask for the prompt in a modal (the 3 s answer), then img2img on that message's image. */
@@ -195,7 +188,7 @@ async function remixSubmit(i: ModalSubmitInteraction, deps: InteractionDeps): Pr
   const text = i.fields.getTextInputValue(REMIX_FIELD);
   const draft = deps.core.prepare({ text, images: imageSlots(pictures), origin });
   const request = await deps.core.attachImages(draft, deps.fetchPolicy);
-  await deps.core.run(request, replySink(i), { maxUploadBytes: uploadLimit(i), startedAt, notes: draft.notes });
+  await deps.core.run(request, interactionSink(i, deps.core.options.logger), { maxUploadBytes: uploadLimit(i), startedAt, notes: draft.notes });
 }
 
 /** The first picture is the image to work on; a second one is the inpaint mask. */

@@ -47,6 +47,8 @@ export interface FakeDiscordOptions {
   applicationId?: string;
   guildId?: string;
   channelId?: string;
+  /** How long an interaction token works for webhook calls after its callback (Discord: 15 minutes). */
+  interactionTokenTtlMs?: number;
 }
 
 const GATEWAY_PATH = '/gateway';
@@ -65,6 +67,10 @@ export class FakeDiscord extends EventEmitter {
   readonly identifies: Record<string, unknown>[] = [];
   /** Answers for REST routes a test wants to break: return a status to send instead of the real answer. */
   failRoute: ((call: RestCall) => number | null) | null = null;
+  /** Interaction tokens by the time of their callback: webhook calls after the token's lifetime get Discord's 401. */
+  private readonly tokenBorn = new Map<string, number>();
+  private readonly expired = new Set<string>();
+  private readonly tokenTtlMs: number;
   private readonly files = new Map<string, UploadedFile>();
   private readonly sockets = new Set<WebSocket>();
   private seq = 0;
@@ -77,6 +83,7 @@ export class FakeDiscord extends EventEmitter {
     this.applicationId = opts.applicationId ?? snowflake();
     this.guildId = opts.guildId ?? snowflake();
     this.channelId = opts.channelId ?? snowflake();
+    this.tokenTtlMs = opts.interactionTokenTtlMs ?? 15 * 60_000;
     this.botUser = { id: this.applicationId, username: 'sdbot', discriminator: '0', global_name: 'sdbot', avatar: null, bot: true, flags: 0 };
   }
 
@@ -230,6 +237,10 @@ export class FakeDiscord extends EventEmitter {
     if (c.method === 'GET' && p === '/users/@me') return [200, this.botUser];
     if (c.method === 'GET' && p === '/applications/@me') return [200, { id: this.applicationId, name: 'sdbot', flags: 0, bot: this.botUser }];
     if ((m = /^\/interactions\/(\d+)\/([^/]+)\/callback$/.exec(p))) return this.callback(m[2] ?? '', c);
+    if ((m = /^\/webhooks\/(\d+)\/([^/]+)/.exec(p)) && this.tokenExpired(m[2] ?? '')) {
+      // What Discord answers for an interaction token past its 15 minutes.
+      return [401, { message: 'Invalid Webhook Token', code: 50027 }];
+    }
     if ((m = /^\/webhooks\/(\d+)\/([^/]+)\/messages\/(@original|\d+)$/.exec(p))) return this.webhookMessage(m[2] ?? '', m[3] ?? '', c);
     if ((m = /^\/webhooks\/(\d+)\/([^/]+)$/.exec(p)) && c.method === 'POST') {
       return [200, this.storeMessage(this.channelId, null, c)];
@@ -240,7 +251,18 @@ export class FakeDiscord extends EventEmitter {
     return [404, { message: `404: fake Discord has no route ${c.method} ${p}`, code: 0 }];
   }
 
+  /** Ends an interaction token's life now (as 15 minutes passing would). */
+  expireToken(token: string): void {
+    this.expired.add(token);
+  }
+
+  private tokenExpired(token: string): boolean {
+    const born = this.tokenBorn.get(token);
+    return this.expired.has(token) || (born !== undefined && Date.now() - born > this.tokenTtlMs);
+  }
+
   private callback(token: string, c: RestCall): [number, unknown] {
+    if (!this.tokenBorn.has(token)) this.tokenBorn.set(token, Date.now());
     const type = Number(c.body?.type);
     const data = (c.body?.data ?? {}) as Record<string, unknown>;
     // 4 reply, 5 deferred reply: create the original message; 6 deferred update, 7 update: the component's message.
