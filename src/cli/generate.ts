@@ -28,6 +28,12 @@ function topLeft(v: string): { top: number; left: number } {
   return { top: Number(m[1]), left: Number(m[2]) };
 }
 
+function intList(v: string): number[] {
+  const parts = v.split(',').map((x) => Number(x.trim()));
+  if (parts.some((x) => !Number.isInteger(x) || x < 0)) throw new InvalidArgumentError('expected block numbers, e.g. 7,8,9');
+  return parts;
+}
+
 function float(v: string): number {
   const n = Number(v);
   if (!Number.isFinite(n)) throw new InvalidArgumentError('expected a number');
@@ -60,6 +66,11 @@ export interface GenerateOptions {
   originalSize?: { width: number; height: number };
   crop?: { top: number; left: number };
   targetSize?: { width: number; height: number };
+  /** SD3.5 skip-layer guidance. */
+  slgLayers?: number[];
+  slgScale?: number;
+  slgStart?: number;
+  slgEnd?: number;
   /** SD3: T5 sequence length, or no T5 at all. */
   maxSequenceLength?: number;
   t5?: boolean;
@@ -94,6 +105,9 @@ export function requestFromOptions(o: GenerateOptions): GenerationRequest {
     originalSize: o.originalSize ?? null,
     cropTopLeft: o.crop ?? null,
     targetSize: o.targetSize ?? null,
+    slg: o.slgLayers
+      ? { layers: o.slgLayers, scale: o.slgScale ?? 2.5, start: o.slgStart ?? 0.01, end: o.slgEnd ?? 0.2 }
+      : null,
     t5: o.t5 ?? true,
     ...(o.maxSequenceLength !== undefined ? { maxSequenceLength: o.maxSequenceLength } : {}),
   };
@@ -183,6 +197,10 @@ export function registerGenerate(program: Command): void {
     .option('--crop <TOP,LEFT>', 'SDXL micro-conditioning: crop top-left', topLeft)
     .option('--target-size <WxH>', 'SDXL micro-conditioning: target size', size)
     .option('--max-sequence-length <n>', 'SD3: T5 tokens (default 256)', int)
+    .option('--slg-layers <list>', 'SD3.5 skip-layer guidance: transformer blocks to skip, e.g. 7,8,9', intList)
+    .option('--slg-scale <x>', 'skip-layer guidance scale (default 2.5)', float)
+    .option('--slg-start <x>', 'skip-layer guidance from this fraction of the steps (default 0.01)', float)
+    .option('--slg-end <x>', 'skip-layer guidance until this fraction of the steps (default 0.2)', float)
     .option('--no-t5', 'SD3: run without the T5 encoder (zeros in its place; less memory)')
     .requiredOption('--out <dir>', 'output folder')
     .option('--queue <redis-url>', "submit through a deployment's queue instead of running in-process")

@@ -121,6 +121,7 @@ export async function resolveJob(
       mask: maskTensor,
       noiseLevel: request.noiseLevel,
       useT5: request.t5,
+      slg: request.slg,
       aestheticScore: request.aestheticScore,
       negativeAestheticScore: request.negativeAestheticScore,
       maxSequenceLength: request.maxSequenceLength,

@@ -97,6 +97,19 @@ export const generationRequestSchema = z.object({
   t5: z.boolean().default(true),
   /** SD3: T5 sequence length (diffusers' default 256). */
   maxSequenceLength: z.number().int().min(1).max(512).default(256),
+  /**
+   * SD3.5 skip-layer guidance: an extra term scale·(cond − cond with these transformer blocks skipped) between the
+   * start and end fractions of the steps (SD3.5 Medium's recipe: layers 7,8,9, scale 2.5, 0.01–0.2).
+   */
+  slg: z
+    .object({
+      layers: z.array(z.number().int().min(0)).min(1),
+      scale: z.number().min(0).max(10).default(2.5),
+      start: z.number().min(0).max(1).default(0.01),
+      end: z.number().min(0).max(1).default(0.2),
+    })
+    .nullable()
+    .default(null),
   /** SDXL refiner aesthetic-score conditioning. */
   aestheticScore: z.number().min(0).max(10).default(6),
   negativeAestheticScore: z.number().min(0).max(10).default(2.5),

@@ -86,6 +86,14 @@ describe('request errors', async () => {
     await expect(engine.runJob(parseRequest({ ...base, width: 4096, height: 4096 }))).rejects.toThrow(/too large/);
   });
 
+  it('refuses skip-layer guidance on a transformer export without a skip_layers input', async () => {
+    const e = await createEngine();
+    await e.loadModel({ id: 'tiny-sd3', dir: join(FIXTURE_MODELS, 'tiny-sd3') });
+    const p = e.runJob(parseRequest({ model: 'tiny-sd3', prompt: 'x', seed: '1', steps: 2, slg: { layers: [1] } }));
+    await expect(p).rejects.toThrow(/no skip_layers input/);
+    await e.close();
+  });
+
   it('stops between steps when cancelled', async () => {
     const ac = new AbortController();
     let steps = 0;

@@ -9,7 +9,7 @@ import type { PipelineOutput } from '../../src/engine/pipelines/types.js';
 import { parseRequest } from '../../src/queue/job.js';
 import { caseRequest, FIXTURE_MODELS, flatten, loadCases, maxAbsDiff, rawRgb, worstRatio } from '../helpers/fixture-cases.js';
 
-const MODELS = ['tiny-sd15', 'tiny-sd15-inpaint', 'tiny-sd2-v', 'tiny-sdxl', 'tiny-x4-upscaler', 'tiny-sd2-depth', 'tiny-sd3', 'tiny-sd15-controlnet', 'tiny-sdxl-refiner'];
+const MODELS = ['tiny-sd15', 'tiny-sd15-inpaint', 'tiny-sd2-v', 'tiny-sdxl', 'tiny-x4-upscaler', 'tiny-sd2-depth', 'tiny-sd3', 'tiny-sd15-controlnet', 'tiny-sdxl-refiner', 'tiny-sd35'];
 
 describe('SD 1.x / 2.x / SDXL pipelines reproduce diffusers', async () => {
   const engine = await createEngine();

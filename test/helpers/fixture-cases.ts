@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import type { GenerationRequestInput, SamplerName, ScheduleName } from '../../src/queue/job.js';
+import { SAMPLER_TABLE } from '../../src/engine/sampling/index.js';
 
 export const FIXTURE_MODELS = join(import.meta.dirname, '..', 'fixtures', 'models');
 
@@ -41,8 +42,16 @@ const UI_SAMPLERS: Record<string, [SamplerName, ScheduleName]> = {
   'DPM++ 2M Karras': ['dpmpp_2m', 'karras'],
 };
 
+/** A case's sampler: null means diffusers ran the folder's own scheduler, whatever the engine's default would be. */
+function folderSampler(model: string): [SamplerName, ScheduleName] {
+  const cfg = JSON.parse(readFileSync(join(FIXTURE_MODELS, model, 'scheduler', 'scheduler_config.json'), 'utf8')) as { _class_name: string };
+  const spec = SAMPLER_TABLE.find((s) => s.diffusersClass === cfg._class_name && Object.keys(s.overrides).length === 0);
+  if (!spec) throw new Error(`no sampler for ${cfg._class_name}`);
+  return [spec.name, 'default'];
+}
+
 export function caseRequest(c: FixtureCase): GenerationRequestInput {
-  const sampler = c.sampler === null ? null : UI_SAMPLERS[c.sampler];
+  const sampler = c.sampler === null ? folderSampler(c.model) : UI_SAMPLERS[c.sampler];
   if (sampler === undefined) throw new Error(`unmapped fixture sampler ${c.sampler}`);
   const kinds: Record<string, GenerationRequestInput['kind']> = { txt2img: 'txt2img', img2img: 'img2img', inpaint: 'inpaint', upscale: 'upscale', depth2img: 'depth2img', controlnet: 'controlnet', refiner_handoff: 'txt2img' };
   const file = (name: string | undefined) => (name ? { kind: 'file' as const, path: join(FIXTURE_MODELS, name) } : null);
@@ -66,6 +75,7 @@ export function caseRequest(c: FixtureCase): GenerationRequestInput {
     height: c.pipeline === 'upscale' ? null : c.height,
     ...(typeof c['noise_level'] === 'number' ? { noiseLevel: c['noise_level'] } : {}),
     ...(typeof c['use_t5'] === 'boolean' ? { t5: c['use_t5'] } : {}),
+    ...(c['skip_layer_guidance'] ? { slg: c['skip_layer_guidance'] as { layers: number[]; scale: number; start: number; end: number } } : {}),
     ...(typeof c['max_sequence_length'] === 'number' ? { maxSequenceLength: c['max_sequence_length'] } : {}),
     strength: c.strength ?? 0.75,
     initImage: file(c.inputs?.['init_image'] ?? c.inputs?.['image']),

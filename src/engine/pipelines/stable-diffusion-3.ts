@@ -118,6 +118,16 @@ export async function runStableDiffusion3(model: LoadedModel, p: PipelineParams)
     const per = t.data.length / t.dims[0]!;
     return { data: t.data.subarray(start * per, (start + count) * per), dims: [count, ...t.dims.slice(1)] };
   };
+  // Exports with a `skip_layers` input (one 0/1 per joint block) get zeros on every ordinary call.
+  const skipInput = model.unet.inputs.get('skip_layers');
+  const numLayers = typeof skipInput?.shape[0] === 'number' ? skipInput.shape[0] : num(info.unetConfig, 'num_layers', 0);
+  const noSkip: Record<string, Tensor> = skipInput ? { skip_layers: { data: new Float32Array(numLayers), dims: [numLayers] } } : {};
+  const slg = p.slg && p.slg.scale > 0 ? p.slg : null;
+  if (slg && !skipInput) throw new BadRequestError(`${info.name}'s transformer export has no skip_layers input, so skip-layer guidance is unavailable.`);
+  if (slg && slg.layers.some((l) => l >= numLayers)) throw new BadRequestError(`This transformer has ${numLayers} blocks: skip layers must be 0–${numLayers - 1}.`);
+  const skipMask = slg ? Float32Array.from({ length: numLayers }, (_, k) => (slg.layers.includes(k) ? 1 : 0)) : null;
+  const f32 = Math.fround;
+
   const timing = { unetMs: 0 };
   t0 = performance.now();
   latents = await denoise({
@@ -126,7 +136,21 @@ export async function runStableDiffusion3(model: LoadedModel, p: PipelineParams)
     model: (input, t) => runDenoiser(model.unet, 'hidden_states', 'out_hidden_states', input, t, (start, count) => ({
       encoder_hidden_states: rows(hidden, start, count),
       pooled_projections: rows(pooled, start, count),
+      ...noSkip,
     })),
+    // SD3.5's SkipLayerCFGDenoiser: strictly inside (start·N, end·N), v += scale·(v_cond − v_cond_skipped), run on
+    // the conditional half only.
+    refine: slg && cfg ? async ({ i, total, t, scaled, raw, pred }) => {
+      if (!(i > slg.start * total && i < slg.end * total)) return;
+      const condRows = (x: Tensor) => rows(x, n, n);
+      const skipped = await runDenoiser(model.unet, 'hidden_states', 'out_hidden_states', scaled, t, () => ({
+        encoder_hidden_states: condRows(hidden), pooled_projections: condRows(pooled),
+        skip_layers: { data: skipMask!, dims: [numLayers] },
+      }));
+      const cond = raw.subarray(raw.length / 2);
+      const s = f32(slg.scale);
+      for (let k = 0; k < pred.length; k++) pred[k] = pred[k]! + f32(s * f32(cond[k]! - skipped[k]!));
+    } : undefined,
   });
   const denoiseMs = performance.now() - t0;
   t0 = performance.now();

@@ -235,6 +235,8 @@ export interface DenoiseOptions {
   buildInput?: (scaled: Tensor) => Tensor;
   /** Runs the denoiser on the full model batch and returns its prediction. */
   model: (input: Tensor, t: number, stepIndex: number) => Promise<Float32Array>;
+  /** Adjusts the guided prediction in place before the step (skip-layer guidance); gets the raw model output. */
+  refine?: (c: { i: number; total: number; t: number; scaled: Tensor; raw: Float32Array; pred: Float32Array }) => Promise<void>;
   /** Called after each step with the new latents; may mutate nothing. */
   afterStep?: (i: number, latents: Tensor) => Tensor;
   onStep?: (i: number, total: number, latents: Tensor) => void;
@@ -269,6 +271,7 @@ export async function denoise(o: DenoiseOptions): Promise<Tensor> {
       const out = await o.model(input, t, i);
       if (o.timing) o.timing.unetMs += performance.now() - t0;
       const pred = cfg ? applyGuidance(out, o.guidance, o.guidanceRescale, n, guided.next(x.data.length)) : out;
+      if (o.refine) await o.refine({ i, total: o.timesteps.length, t, scaled: { data: scaled, dims: x.dims }, raw: out, pred });
       x = { data: o.scheduler.step(pred, t, x.data, o.noise), dims: x.dims };
       if (o.afterStep) x = o.afterStep(i, x);
       o.onStep?.(i + 1, o.timesteps.length, x);

@@ -37,6 +37,8 @@ export interface PipelineParams {
   negativeAestheticScore?: number;
   /** ControlNet: the conditioning image [1, 3, H, W] in [0, 1], its scale and the fraction of steps it acts on. */
   control?: { image: Tensor; scale: number; start: number; end: number } | null;
+  /** SD3.5 skip-layer guidance. */
+  slg?: { layers: number[]; scale: number; start: number; end: number } | null;
   /** SD3 text: T5 on/off and its sequence length. */
   useT5?: boolean;
   maxSequenceLength?: number;
