@@ -12,10 +12,10 @@ import { RedisQueueClient } from '../src/queue/redis-client.js';
 import { EngineWorker } from '../src/queue/worker.js';
 import { chatInput, fakeUser, send } from '../test/fakes/discord/payloads.js';
 import { startRedis } from '../test/helpers/redis-server.js';
-import { startHarness, waitCallback, waitFinalEdit } from '../test/bot/discord-harness.js';
+import { startHarness, waitFinalEdit } from '../test/bot/discord-harness.js';
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
-import { FakeDiscord } from '../test/fakes/discord/server.js';
+import { FakeDiscord, type RestCall } from '../test/fakes/discord/server.js';
 import { FakeSlack } from '../test/fakes/slack/server.js';
 import { waitBotMessage, waitFinal } from '../test/bot/slack-harness.js';
 import { SLACK_EVENTS_PATH } from '../src/bot/slack/start.js';
@@ -46,15 +46,56 @@ async function deferBurst(): Promise<void> {
       const i = chatInput(h.fake, u, 'imagine', { prompt: `burst ${k} --count 1 --steps 2` });
       return { i, at: 0 };
     });
+    // One listener for all callbacks: a waitCallback per token would run 200 listeners on every REST call in the
+    // fake's thread and delay the very arrivals being timed.
+    const arrivedAt = new Map<string, number>();
+    const allArrived = new Promise<void>((resolve) => {
+      const onCall = (c: RestCall) => {
+        const m = c.method === 'POST' ? /^\/interactions\/\d+\/([^/]+)\/callback$/.exec(c.path) : null;
+        if (!m?.[1] || arrivedAt.has(m[1])) return;
+        arrivedAt.set(m[1], c.at);
+        if (arrivedAt.size === sent.length) {
+          fake.off('call', onCall);
+          resolve();
+        }
+      };
+      fake.on('call', onCall);
+    });
     const t0 = performance.now();
     for (const s of sent) {
       s.at = performance.now();
       send(h.fake, s.i);
     }
-    const latencies = await Promise.all(sent.map(async (s) => (await waitCallback(h.fake, s.i.token)).at - s.at));
+    const loopMs = performance.now() - t0;
+    await allArrived;
+    const arrivals = sent.map((s) => arrivedAt.get(s.i.token)!);
+    const latencies = arrivals.map((at, k) => at - sent[k]!.at);
     const wall = performance.now() - t0;
     latencies.sort((a, b) => a - b);
     console.log(`defer latency, burst of ${BURST} /imagine: p50 ${pct(latencies, 50).toFixed(1)} ms, p99 ${pct(latencies, 99).toFixed(1)} ms, max ${latencies.at(-1)?.toFixed(1)} ms (all deferred in ${wall.toFixed(0)} ms)`);
+    bot.postMessage('stamps');
+    const [stamps] = (await once(bot, 'message')) as [[string, { raw?: number; handled?: number; request?: number }][]];
+    const byToken = new Map(stamps);
+    const abs = (t: number) => performance.timeOrigin + t;
+    const parts = { gateway: [] as number[], handler: [] as number[], restQueue: [] as number[], http: [] as number[] };
+    sent.forEach((s, k) => {
+      const st = byToken.get(s.i.token);
+      if (!st?.raw || !st.handled || !st.request) return;
+      parts.gateway.push(st.raw - abs(s.at));
+      parts.handler.push(st.handled - st.raw);
+      parts.restQueue.push(st.request - st.handled);
+      parts.http.push(abs(arrivals[k]!) - st.request);
+    });
+    const show = (xs: number[]) => {
+      const s = [...xs].sort((a, b) => a - b);
+      return `p50 ${pct(s, 50).toFixed(1)} / p99 ${pct(s, 99).toFixed(1)} ms`;
+    };
+    console.log(
+      `  where it goes (${parts.gateway.length} timed): fake sends → discord.js parsed the packet ${show(parts.gateway)}; ` +
+        `→ our handler's sync part done (interaction built, options, prepare, deferReply issued) ${show(parts.handler)}; ` +
+        `→ undici request created (discord.js REST queue) ${show(parts.restQueue)}; → fake received it ${show(parts.http)}. ` +
+        `The fake's own send loop held its thread for ${loopMs.toFixed(0)} ms (nothing leaves, and no request is read, until it ends).`,
+    );
     await Promise.all(sent.map((s) => waitFinalEdit(h.fake, s.i.token, 120_000)));
     console.log(`burst: all ${BURST} final messages delivered ${((performance.now() - t0) / 1000).toFixed(1)} s after the first interaction`);
   } finally {
