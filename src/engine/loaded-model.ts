@@ -9,6 +9,14 @@ import { ModelGraph, ModelFolderError, type Provider } from './onnx/session.js';
 import { readModelInfo, type ModelInfo } from './model-folder.js';
 import { ClipTokenizer } from './text/clip-tokenizer.js';
 import { T5Tokenizer } from './text/t5-tokenizer.js';
+import { BertTokenizer } from './text/bert-tokenizer.js';
+import type { EncodedPrompt } from './text/clip-tokenizer.js';
+
+/** What the pipelines need of a prompt tokenizer (CLIP BPE, or BERT WordPiece in latent-diffusion folders). */
+export interface PromptTokenizer {
+  readonly maxLength: number;
+  encodeForModel(text: string): EncodedPrompt;
+}
 
 export interface LoadedModel {
   info: ModelInfo;
@@ -17,7 +25,7 @@ export interface LoadedModel {
   vaeEncoder: ModelGraph | null;
   textEncoder: ModelGraph | null;
   textEncoder2: ModelGraph | null;
-  tokenizer: ClipTokenizer | null;
+  tokenizer: PromptTokenizer | null;
   tokenizer2: ClipTokenizer | null;
   /** SD3's T5 encoder and tokenizer, when the folder has them. */
   textEncoder3: ModelGraph | null;
@@ -47,14 +55,16 @@ export async function loadModel(dir: string, providers: readonly Provider[] = ['
   const denoiser = info.family === 'sd3' ? 'transformer' : 'unet';
   const [unet, vaeDecoder, vaeEncoder, textEncoder, textEncoder2, textEncoder3, controlnet] = await Promise.all([
     ModelGraph.load(join(info.dir, denoiser, 'model.onnx'), providers),
-    ModelGraph.load(join(info.dir, 'vae_decoder', 'model.onnx'), providers),
+    ModelGraph.load(join(info.dir, info.decoder, 'model.onnx'), providers),
     optionalGraph(info.dir, 'vae_encoder', providers),
-    optionalGraph(info.dir, 'text_encoder', providers),
+    optionalGraph(info.dir, info.textEncoder, providers),
     optionalGraph(info.dir, 'text_encoder_2', providers),
     optionalGraph(info.dir, 'text_encoder_3', providers),
     optionalGraph(info.dir, 'controlnet', providers),
   ]);
-  const tokenizer = info.components.has('tokenizer') ? await ClipTokenizer.fromFolder(join(info.dir, 'tokenizer')) : null;
+  const tokenizer = !info.components.has('tokenizer') ? null
+    : info.textEncoder === 'bert' ? await BertTokenizer.fromFolder(join(info.dir, 'tokenizer'))
+    : await ClipTokenizer.fromFolder(join(info.dir, 'tokenizer'));
   const tokenizer2 = info.components.has('tokenizer_2') ? await ClipTokenizer.fromFolder(join(info.dir, 'tokenizer_2')) : null;
   const tokenizer3 = textEncoder3 && info.components.has('tokenizer_3') ? await T5Tokenizer.fromFolder(join(info.dir, 'tokenizer_3')) : null;
   if (textEncoder3 && !tokenizer3) throw new ModelFolderError(`${info.dir}: text_encoder_3/ needs tokenizer_3/`);

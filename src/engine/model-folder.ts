@@ -18,6 +18,10 @@ export interface ModelInfo {
   family: Family;
   /** Components present on disk: text_encoder, unet, vae_decoder, … */
   components: Set<string>;
+  /** The first-stage decoder: `vae_decoder` (KL autoencoder) or `vqvae_decoder` (VQ, latent-diffusion folders). */
+  decoder: 'vae_decoder' | 'vqvae_decoder';
+  /** The first text encoder: `text_encoder` (CLIP) or `bert` (latent-diffusion's LDMBert). */
+  textEncoder: 'text_encoder' | 'bert';
   unetConfig: JsonObject;
   vaeConfig: JsonObject;
   schedulerConfig: JsonObject;
@@ -52,6 +56,7 @@ function optionalJson(path: string): JsonObject {
 const COMPONENTS = [
   'text_encoder', 'text_encoder_2', 'text_encoder_3', 'tokenizer', 'tokenizer_2', 'tokenizer_3', 'unet', 'transformer',
   'vae_encoder', 'vae_decoder', 'scheduler', 'low_res_scheduler', 'controlnet', 'depth_estimator', 'feature_extractor',
+  'vqvae_decoder', 'bert',
 ] as const;
 
 export function num(obj: JsonObject, key: string, fallback: number): number {
@@ -65,14 +70,16 @@ export function readModelInfo(dirIn: string): ModelInfo {
   const modelIndex = readJson(join(dir, 'model_index.json'));
   const components = new Set<string>(COMPONENTS.filter((c) => existsSync(join(dir, c))));
   const denoiser = components.has('transformer') ? 'transformer' : 'unet';
-  for (const required of [denoiser, 'vae_decoder', 'scheduler']) {
+  const decoder = components.has('vqvae_decoder') && !components.has('vae_decoder') ? 'vqvae_decoder' : 'vae_decoder';
+  const textEncoder = components.has('bert') && !components.has('text_encoder') ? 'bert' : 'text_encoder';
+  for (const required of [denoiser, decoder, 'scheduler']) {
     if (!components.has(required)) throw new ModelFolderError(`${dir}: missing the ${required}/ folder`);
   }
-  for (const c of [denoiser, 'vae_decoder', 'text_encoder', 'vae_encoder'] as const) {
+  for (const c of [denoiser, decoder, textEncoder, 'vae_encoder'] as const) {
     if (components.has(c) && !existsSync(join(dir, c, 'model.onnx'))) throw new ModelFolderError(`missing file ${join(dir, c, 'model.onnx')}`);
   }
   const unetConfig = optionalJson(join(dir, denoiser, 'config.json'));
-  const vaeConfig = { ...optionalJson(join(dir, 'vae_encoder', 'config.json')), ...optionalJson(join(dir, 'vae_decoder', 'config.json')) };
+  const vaeConfig = { ...optionalJson(join(dir, 'vae_encoder', 'config.json')), ...optionalJson(join(dir, decoder, 'config.json')) };
   const schedulerConfig = readJson(join(dir, 'scheduler', 'scheduler_config.json'));
   const pipelineClass = String(modelIndex['_class_name'] ?? 'StableDiffusionPipeline');
 
@@ -94,6 +101,8 @@ export function readModelInfo(dirIn: string): ModelInfo {
     pipelineClass,
     family,
     components,
+    decoder,
+    textEncoder,
     unetConfig,
     vaeConfig,
     schedulerConfig,

@@ -9,7 +9,7 @@ import type { PipelineOutput } from '../../src/engine/pipelines/types.js';
 import { parseRequest } from '../../src/queue/job.js';
 import { caseRequest, FIXTURE_MODELS, flatten, loadCases, maxAbsDiff, rawRgb, worstRatio } from '../helpers/fixture-cases.js';
 
-const MODELS = ['tiny-sd15', 'tiny-sd15-inpaint', 'tiny-sd2-v', 'tiny-sdxl', 'tiny-x4-upscaler', 'tiny-sd2-depth', 'tiny-sd3', 'tiny-sd15-controlnet', 'tiny-sdxl-refiner', 'tiny-sd35'];
+const MODELS = ['tiny-sd15', 'tiny-sd15-inpaint', 'tiny-sd2-v', 'tiny-sdxl', 'tiny-x4-upscaler', 'tiny-sd2-depth', 'tiny-sd3', 'tiny-sd15-controlnet', 'tiny-sdxl-refiner', 'tiny-sd35', 'tiny-ldm-vq'];
 
 describe('SD 1.x / 2.x / SDXL pipelines reproduce diffusers', async () => {
   const engine = await createEngine();
@@ -38,4 +38,13 @@ describe('SD 1.x / 2.x / SDXL pipelines reproduce diffusers', async () => {
       });
     }
   }
+
+  it('VQ first stage: decoding the reference latents picks exactly the reference codebook entries', async () => {
+    const vq = engine.getModel('tiny-ldm-vq')!;
+    for (const c of loadCases('tiny-ldm-vq')) {
+      const latents = Float32Array.from(flatten(c.outputs.latents), (v) => Math.fround(v / 0.5));
+      const out = await vq.vaeDecoder.run({ latent_sample: { data: latents, dims: c.outputs.latents_shape } });
+      expect(Array.from(out['codebook_indices']!.data)).toEqual(flatten((c.outputs as Record<string, unknown>)['codebook_indices']));
+    }
+  });
 });

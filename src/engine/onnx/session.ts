@@ -76,7 +76,8 @@ export class ModelGraph {
     for (const [name, t] of Object.entries(results)) {
       if (t.type === 'float32') out[name] = { data: t.data as Float32Array, dims: t.dims };
       else if (t.type === 'float16') out[name] = { data: fromHalfBits(t.data as Uint16Array), dims: t.dims };
-      else out[name] = { data: Float32Array.from(t.data as ArrayLike<number>), dims: t.dims };
+      // Integer outputs (e.g. a VQ decoder's codebook indices) come back as numbers too; int64 arrives as BigInt.
+      else out[name] = { data: Float32Array.from(t.data as ArrayLike<number | bigint>, (v) => Number(v)), dims: t.dims };
     }
     return out;
   }

@@ -2,7 +2,7 @@
  * Steps shared by every pipeline recipe: prompt encoding, VAE encode/decode, the batched UNet call, classifier-free
  * guidance and the denoising loop. Arithmetic mirrors torch's float32 elementwise ops (each op rounded to float32).
  */
-import type { ClipTokenizer } from '../text/clip-tokenizer.js';
+import type { PromptTokenizer } from '../loaded-model.js';
 import type { ModelGraph } from '../onnx/session.js';
 import { RotatingBuffers, type Scheduler, type NoiseSampler } from '../sampling/scheduler.js';
 import { noiseStream, type NoiseStream } from '../sampling/noise-stream.js';
@@ -27,7 +27,7 @@ export interface EncodedText {
  * Runs one CLIP text encoder on a prompt. `layer` picks the features: 'last' = last_hidden_state (SD1/SD2),
  * 'penultimate' = hidden_states[-2] (SDXL, SD3).
  */
-export async function encodeClip(tokenizer: ClipTokenizer, encoder: ModelGraph, text: string, layer: 'last' | 'penultimate'): Promise<EncodedText> {
+export async function encodeClip(tokenizer: PromptTokenizer, encoder: ModelGraph, text: string, layer: 'last' | 'penultimate'): Promise<EncodedText> {
   const enc = tokenizer.encodeForModel(text);
   const out = await encoder.run({ input_ids: { ints: enc.ids, dims: [1, enc.ids.length] } });
   let hidden;
