@@ -4,8 +4,9 @@
  *  2. no-op jobs per second (enqueue of N jobs from 50 concurrent producers to the last completed update);
  *  3. end-to-end time of a tiny-sd15 job through the queue vs the same job in-process.
  * Configuration, as deployed: the bot side (RedisQueueClient) in this process, each engine worker its own
- * `sdbot engine` process with production lock / stalled / heartbeat settings. For 1 and 2 the engine is the no-op
- * fake engine run in the worker process (`--in-process`): the figures are the queue's, not an engine's.
+ * `sdbot engine` process with production lock / stalled / heartbeat settings. For 1 and 2 the engine is a no-op
+ * (bench/noop-engine.ts: a fixed 1×1 PNG at once) run in the worker process (`--in-process`): the figures are the
+ * queue's, not an engine's.
  * Throughput runs repeat (BENCH_REPEAT, default 3): best and spread are printed, since other work on the machine
  * moves them. Targets: p99 ≤ 20 ms, ≥ 1000 no-op jobs/s.
  */
@@ -29,6 +30,7 @@ const THROUGHPUT_JOBS = Number(process.env.BENCH_THROUGHPUT_JOBS ?? 3000);
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
 const PRODUCERS = 50;
 const TINY = join(ROOT, 'test/fixtures/models/tiny-sd15');
+const NOOP_ENGINE = join(ROOT, 'bench/noop-engine.ts');
 
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -53,13 +55,13 @@ function whenUpdate(c: RedisQueueClient, jobId: string, type: JobUpdate['type'])
   });
 }
 
-/** `sdbot engine --in-process` on the no-op fake engine, production timings, logs at warn. */
+/** `sdbot engine --in-process` on the no-op engine (bench/noop-engine.ts), production timings, logs at warn. */
 async function noopWorkers(r: TestRedis, prefix: string, count: number, concurrency: number, c: RedisQueueClient): Promise<WorkerProc[]> {
   const prev = process.env.LOG_LEVEL;
   process.env.LOG_LEVEL = 'warn';
   const ws = Array.from({ length: count }, () =>
     spawnWorker({
-      redisUrl: r.url, prefix, models: ['/noop'],
+      redisUrl: r.url, prefix, models: ['/noop'], engineModule: NOOP_ENGINE,
       args: ['--in-process', '--concurrency', String(concurrency), '--no-metrics', '--lock-ms', '30000', '--stalled-ms', '30000', '--heartbeat-ms', '2000'],
     }));
   if (prev === undefined) delete process.env.LOG_LEVEL;
@@ -199,13 +201,14 @@ async function tinyModel(r: TestRedis): Promise<void> {
 const r = await startRedis();
 try {
   console.log(`redis ${r.url}; node ${process.version}; ${availableParallelism()} CPUs; load average ${load()}`);
-  await bareBullmq(r, 1);
-  await bareBullmq(r, 4);
-  await latency(r);
-  await throughput(r, 1, 1);
-  await throughput(r, 4, 1);
-  await throughput(r, 8, 1);
-  await throughput(r, 4, 2);
+  // BENCH_CONFIGS: "concurrency x worker processes" list; BENCH_BARE=0 / BENCH_LATENCY=0 / BENCH_TINY=0 skip parts.
+  const configs = (process.env.BENCH_CONFIGS ?? '1x1,4x1,8x1,4x2').split(',').map((c) => c.split('x').map(Number) as [number, number]);
+  if (process.env.BENCH_BARE !== '0') {
+    await bareBullmq(r, 1);
+    await bareBullmq(r, 4);
+  }
+  if (process.env.BENCH_LATENCY !== '0') await latency(r);
+  for (const [concurrency, workers] of configs) await throughput(r, concurrency, workers);
   if (process.env.BENCH_TINY !== '0') await tinyModel(r);
 } finally {
   await r.stop();
