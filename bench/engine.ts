@@ -19,10 +19,10 @@ const SD15_SCHEDULER = {
   _class_name: 'PNDMScheduler', beta_end: 0.012, beta_schedule: 'scaled_linear', beta_start: 0.00085, clip_sample: false,
   num_train_timesteps: 1000, set_alpha_to_one: false, skip_prk_steps: true, steps_offset: 1, trained_betas: null,
 };
-const STEPS = 30;
+const STEPS = Number(process.env.BENCH_STEPS ?? 30);
 const SHAPE = [4, 64, 64];
 /** One SD1.5 512² UNet step (batch 4) on a current GPU. */
-const UNET_MS = 20;
+const UNET_MS = Number(process.env.BENCH_UNET_MS ?? 20);
 const blocker = new Int32Array(new SharedArrayBuffer(4));
 
 async function stepOverhead(sampler: SamplerName): Promise<number> {
