@@ -60,6 +60,7 @@ export interface GenerateOptions {
   depthMap?: string;
   noiseLevel?: number;
   controlImage?: string;
+  control?: 'none' | 'canny';
   controlScale?: number;
   controlStart?: number;
   controlEnd?: number;
@@ -98,6 +99,7 @@ export function requestFromOptions(o: GenerateOptions): GenerationRequest {
     maskImage: o.mask ? { kind: 'file', path: resolve(o.mask) } : null,
     depthImage: o.depthMap ? { kind: 'file', path: resolve(o.depthMap) } : null,
     controlImage: o.controlImage ? { kind: 'file', path: resolve(o.controlImage) } : null,
+    controlPreprocess: o.control ?? 'none',
     ...(o.controlScale !== undefined ? { controlScale: o.controlScale } : {}),
     ...(o.controlStart !== undefined ? { controlStart: o.controlStart } : {}),
     ...(o.controlEnd !== undefined ? { controlEnd: o.controlEnd } : {}),
@@ -190,6 +192,7 @@ export function registerGenerate(program: Command): void {
     .option('--depth-map <file>', 'depth2img: use this depth map instead of the folder\'s estimator')
     .option('--noise-level <n>', 'x4 upscaler: noise added to the input (0-350, default 20)', int)
     .option('--control-image <file>', 'ControlNet conditioning image (edges, depth, …)')
+    .addOption(new Option('--control <preprocessor>', 'derive the conditioning from the control image').choices(['none', 'canny']))
     .option('--control-scale <x>', 'ControlNet conditioning scale (default 1)', float)
     .option('--control-start <x>', 'ControlNet starts at this fraction of the steps (default 0)', float)
     .option('--control-end <x>', 'ControlNet stops at this fraction of the steps (default 1)', float)

@@ -6,7 +6,7 @@ import type { LoadedModel } from './loaded-model.js';
 import type { PipelineParams } from './pipelines/types.js';
 import { defaultsFor } from './defaults.js';
 import { nearestBucket } from './sdxl-buckets.js';
-import { decodeImage, decodeMask, imageToTensor, loadImageRef, maskToTensor, resizeRgb, rgbToGray } from './image/index.js';
+import { cannyEdges, decodeImage, decodeMask, imageToTensor, loadImageRef, maskToTensor, resizeRgb, rgbToGray } from './image/index.js';
 import { BadRequestError, seedForImage, type GenerationRequest, type ImageRef } from '../queue/job.js';
 
 /** Largest side the engine accepts, and the pixel budget: beyond them a UNet step on a chat bot's GPU takes too long. */
@@ -81,7 +81,8 @@ export async function resolveJob(
   if (request.controlImage) {
     if (!model.controlnet) throw new BadRequestError(`${info.name} has no ControlNet (controlnet/ folder): pick a model with one.`);
     if (request.controlStart >= request.controlEnd) throw new BadRequestError('The ControlNet start must come before its end.');
-    const c = await decodeImage(await readRef(request.controlImage, fetchInput));
+    const decoded = await decodeImage(await readRef(request.controlImage, fetchInput));
+    const c = request.controlPreprocess === 'canny' ? cannyEdges(decoded) : decoded;
     // diffusers' control image processor: LANCZOS to the output size, [0, 1], no normalisation.
     const rgb = c.width === width && c.height === height ? c.rgb : resizeRgb(c.rgb, c.width, c.height, { width, height }, 'lanczos');
     control = {

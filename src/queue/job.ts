@@ -84,6 +84,8 @@ export const generationRequestSchema = z.object({
   maskImage: imageRefSchema.nullable().default(null),
   depthImage: imageRefSchema.nullable().default(null),
   controlImage: imageRefSchema.nullable().default(null),
+  /** Turn the control image into the conditioning first: `canny` edges, or `none` when it already is one. */
+  controlPreprocess: z.enum(['none', 'canny']).default('none'),
   controlScale: z.number().min(0).max(2).default(1),
   controlStart: z.number().min(0).max(1).default(0),
   controlEnd: z.number().min(0).max(1).default(1),

@@ -17,3 +17,4 @@ export {
 export { encodePng, encodeForUpload, type EncodedUpload, type UploadFormat } from './encode.js';
 export { makeGrid } from './grid.js';
 export { latentPreview, latentToRgb, type LatentFamily } from './preview.js';
+export { cannyEdges } from './canny.js';
