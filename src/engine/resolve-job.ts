@@ -72,7 +72,14 @@ export async function resolveJob(
   if (useImages && request.maskImage) {
     const maskBytes = await readRef(request.maskImage, fetchInput);
     const mask = await decodeMask(maskBytes, width, height);
-    if (mask.resized) notes.push(`Mask resized from ${mask.resized.from.width}×${mask.resized.from.height} to ${width}×${height}.`);
+    if (mask.resized) {
+      const { from } = mask.resized;
+      // A mask of another shape was drawn for another picture: stretching it would repaint the wrong region.
+      if (Math.abs(Math.log(from.width / from.height) - Math.log(width / height)) > 0.02) {
+        throw new BadRequestError(`The mask is ${from.width}×${from.height} but the image is ${init?.width ?? width}×${init?.height ?? height}: draw the mask on the same picture (same proportions).`);
+      }
+      notes.push(`Mask resized from ${from.width}×${from.height} to ${width}×${height}.`);
+    }
     maskTensor = { data: maskToTensor(mask.mask, width, height), dims: [1, 1, height, width] };
   }
 

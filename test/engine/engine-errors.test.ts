@@ -78,6 +78,17 @@ describe('request errors', async () => {
     await expect(p).rejects.toBeInstanceOf(BadRequestError);
   });
 
+  it('refuses a mask of other proportions than the image', async () => {
+    const sharp = (await import('sharp')).default;
+    const wide = join(tmp, 'wide-mask.png');
+    await sharp({ create: { width: 96, height: 48, channels: 3, background: '#fff' } }).png().toFile(wide);
+    const p = engine.runJob(parseRequest({
+      ...base, kind: 'inpaint', width: 64, height: 64, initImage: { kind: 'file', path: join(FIXTURE_MODELS, 'init_64.png') }, maskImage: { kind: 'file', path: wide },
+    }));
+    await expect(p).rejects.toBeInstanceOf(BadRequestError);
+    await expect(p).rejects.toThrow(/mask is 96×48 but the image is 64×64/);
+  });
+
   it('refuses img2img without an image', async () => {
     await expect(engine.runJob(parseRequest({ ...base, kind: 'img2img' }))).rejects.toThrow(/needs an image/);
   });
