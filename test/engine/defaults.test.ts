@@ -46,3 +46,23 @@ describe('generate flags', () => {
     expect(c).toMatchObject({ kind: 'controlnet', controlScale: 0.5, controlStart: 0, controlEnd: 0.6 });
   });
 });
+
+describe('LCM img2img', () => {
+  it('draws its schedule from the strength (all steps run) instead of slicing the txt2img schedule', async () => {
+    const { createEngine } = await import('../../src/engine/create-engine.js');
+    const { parseRequest } = await import('../../src/queue/job.js');
+    const engine = await createEngine();
+    await engine.loadModel({ id: 'sd15', dir: join(FIXTURE_MODELS, 'tiny-sd15') });
+    const totals: number[] = [];
+    const init = { kind: 'file' as const, path: join(FIXTURE_MODELS, 'init_64.png') };
+    await engine.runJob(parseRequest({ model: 'sd15', kind: 'img2img', prompt: 'x', seed: '1', steps: 4, strength: 0.5, sampler: 'lcm', guidance: 1.5, initImage: init }), {
+      onProgress: (e) => totals.push(e.total),
+    });
+    await engine.runJob(parseRequest({ model: 'sd15', kind: 'img2img', prompt: 'x', seed: '1', steps: 4, strength: 0.5, sampler: 'euler', guidance: 1.5, initImage: init }), {
+      onProgress: (e) => totals.push(e.total),
+    });
+    expect(totals[0]).toBe(4);
+    expect(totals.at(-1)).toBe(2);
+    await engine.close();
+  });
+});

@@ -70,7 +70,8 @@ export const SAMPLER_TABLE: readonly SamplerSpec[] = [
 interface SchedulerClass {
   /** The class __init__ defaults, in signature order (that order is the effective config's key order). */
   defaults: Readonly<Record<string, unknown>>;
-  create(config: SchedulerConfig, steps: number): Scheduler;
+  /** `strength` reaches only schedulers whose set_timesteps takes it (LCM img2img); the others slice by it. */
+  create(config: SchedulerConfig, steps: number, strength?: number): Scheduler;
 }
 
 /** diffusers class name → implementation. */
@@ -104,7 +105,7 @@ const CLASSES: Readonly<Record<string, SchedulerClass>> = {
   UniPCMultistepScheduler: { defaults: unipcDefaults, create: (c, n) => new UniPCMultistepScheduler(c, n) },
   DEISMultistepScheduler: { defaults: deisDefaults, create: (c, n) => new DEISMultistepScheduler(c, n) },
   // LCM img2img: its pipeline passes strength to set_timesteps instead of slicing (new LCMScheduler(c, n, { strength }))
-  LCMScheduler: { defaults: lcmDefaults, create: (c, n) => new LCMScheduler(c, n) },
+  LCMScheduler: { defaults: lcmDefaults, create: (c, n, strength) => new LCMScheduler(c, n, strength === undefined ? {} : { strength }) },
   FlowMatchEulerDiscreteScheduler: {
     defaults: flowMatchEulerDefaults,
     create: (c, n) => new FlowMatchEulerDiscreteScheduler(c, n),
@@ -188,10 +189,12 @@ export function createScheduler(opts: {
   folderConfig: Record<string, unknown>;
   steps: number;
   overrides?: Record<string, unknown>;
+  /** img2img strength, for the LCM scheduler which draws its img2img schedule itself. */
+  strength?: number;
 }): Scheduler {
   const { className, overrides } = resolveSampler(opts.sampler, opts.schedule, opts.folderConfig);
   const config = effectiveConfig(className, opts.folderConfig, { ...overrides, ...opts.overrides });
-  return classFor(className).create(config, opts.steps);
+  return classFor(className).create(config, opts.steps, opts.strength);
 }
 
 /**
@@ -204,6 +207,8 @@ export function img2imgTimesteps(
   steps: number,
   strength: number,
 ): { timesteps: number[]; tStart: number; beginIndex: number } {
+  // LatentConsistencyModelImg2ImgPipeline passes the strength into set_timesteps and runs every resulting timestep.
+  if (s instanceof LCMScheduler) return { timesteps: [...s.timesteps], tStart: s.timesteps[0]!, beginIndex: 0 };
   const initTimestep = Math.min(Math.trunc(steps * strength), steps);
   const startStep = Math.max(steps - initTimestep, 0);
   const beginIndex = startStep * s.order;
