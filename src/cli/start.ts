@@ -16,6 +16,7 @@ import { join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import { InvalidArgumentError, type Command } from 'commander';
 import { RedisQueueClient } from '../queue/redis-client.js';
+import { serveBotObservability } from '../bot/core/observability.js';
 import { createBotCore } from '../bot/core/create-core.js';
 import { discordOptionsFromEnv, startDiscordBot } from '../bot/discord/start.js';
 import { startWebChat, webOptionsFromEnv } from '../bot/web/start.js';
@@ -182,6 +183,13 @@ async function run(o: StartOptions, withEngine: boolean): Promise<void> {
     }
     const queue = await RedisQueueClient.connect({ redisUrl });
     life.add('queue client', () => queue.close());
+    // The bot's own /metrics and /healthz (the engine worker serves its own on METRICS_PORT, 9464).
+    try {
+      const obs = await serveBotObservability(queue, Number(process.env.BOT_METRICS_PORT ?? 9465));
+      life.add('bot metrics', () => obs.close());
+    } catch (e) {
+      log.warn({ err: (e as Error).message }, 'bot /metrics not served (set BOT_METRICS_PORT to a free port)');
+    }
     const url = await startAdapters(o, queue, redisUrl, life, log, demo);
     log.info({ redis: redisUrl, webChat: url }, 'sdbot is running; Ctrl-C or SIGTERM stops everything');
     if (demo) log.warn(DEMO_NOTICE);
