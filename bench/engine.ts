@@ -25,16 +25,20 @@ const SHAPE = [4, 64, 64];
 const UNET_MS = Number(process.env.BENCH_UNET_MS ?? 20);
 const blocker = new Int32Array(new SharedArrayBuffer(4));
 
-async function stepOverhead(sampler: SamplerName): Promise<number> {
-  const modelOut = new Float32Array(4 * 4 * 64 * 64).map((_, i) => Math.sin(i) * 0.5);
+const SD3_SCHEDULER = { _class_name: 'FlowMatchEulerDiscreteScheduler', num_train_timesteps: 1000, shift: 3.0 };
+/** SD3 at 1024²: 16-channel latents of 128². */
+const SD3_SHAPE = [16, 128, 128];
+
+async function stepOverhead(sampler: SamplerName, folderConfig: Record<string, unknown> = SD15_SCHEDULER, shape = SHAPE): Promise<number> {
+  const modelOut = new Float32Array(4 * shape.reduce((a, b) => a * b, 1)).map((_, i) => Math.sin(i) * 0.5);
   const run = async (): Promise<number> => {
-    const scheduler = createScheduler({ sampler, schedule: 'default', folderConfig: SD15_SCHEDULER, steps: STEPS });
+    const scheduler = createScheduler({ sampler, schedule: 'default', folderConfig, steps: STEPS });
     const gens = [new TorchGenerator(1n), new TorchGenerator(2n)];
-    const latents = randnPerImage(gens, SHAPE);
+    const latents = randnPerImage(gens, shape);
     const timing = { unetMs: 0 };
     const t0 = performance.now();
     await denoise({
-      scheduler, timesteps: scheduler.timesteps, latents, guidance: 7.5, guidanceRescale: 0, noise: noiseSampler(gens, SHAPE), timing,
+      scheduler, timesteps: scheduler.timesteps, latents, guidance: 7.5, guidanceRescale: 0, noise: noiseSampler(gens, shape), timing,
       model: async () => {
         // CUDA's default synchronisation spins while the GPU works (cudaDeviceScheduleAuto with few contexts), so
         // the host thread stays busy, not asleep, for the run.
@@ -60,6 +64,12 @@ async function main(): Promise<void> {
     } catch (e) {
       console.log(`  ${s.name.padEnd(16)} n/a (${(e as Error).message})`);
     }
+  }
+
+  console.log(`\nSD3 transformer loop, 1024x1024 (latents 2x16x128x128, CFG batch 4), ${STEPS} steps, ${UNET_MS} ms model runs:`);
+  for (const name of ['flow_euler', 'flow_dpmpp_2m'] as const) {
+    const ms = await stepOverhead(name, SD3_SCHEDULER, SD3_SHAPE);
+    console.log(`  ${name.padEnd(16)} ${ms.toFixed(3)} ms/step`);
   }
 
   console.log('\nWhole job on the tiny fixture models (2 images, 64x64, 10 steps, model loaded):');
