@@ -82,6 +82,19 @@ describe('validator', () => {
     expect((await draft('', { options: { mode: 'upscale' }, images: { image: img } })).request).toMatchObject({ kind: 'upscale', model: 'x4-upscaler', count: 1 });
     expect((await draft('a hat', { images: { image: img, mask: img } })).request).toMatchObject({ kind: 'inpaint', model: 'sd15-inpainting' });
   });
+  it('turns a control image into a ControlNet job on the ControlNet model', async () => {
+    const img = { url: 'https://cdn.discordapp.com/a.png' };
+    const c = { catalog: await (async () => {
+      const cat = new ModelCatalog({ models: async () => ['sd15', 'sd15-controlnet-canny'] }, [{ id: 'sd15', family: 'sd15', role: 'base', isDefault: true }]);
+      await cat.refresh();
+      return cat;
+    })() };
+    const d = await draft('a castle --control canny --control-scale 0.7', { images: { control: img } }, c);
+    expect(d.request).toMatchObject({ kind: 'controlnet', model: 'sd15-controlnet-canny', controlPreprocess: 'canny', controlScale: 0.7 });
+    expect(d.images.control).toEqual(img);
+    await fails('x --control canny', /need a `control_image` attachment/);
+    await fails('x', /drop the `image` option/, { images: { image: img, control: img } });
+  });
   it('applies server defaults, and reports prompts cut by the tokenizer', async () => {
     const tokenizer = { encodeForModel: (t: string) => ({ ids: new Array(77).fill(1), truncated: t.length > 10, droppedText: 'the last words' }) };
     const d = await draft('a very long prompt indeed', {}, { defaults: { steps: 12, sampler: 'euler', model: 'sdxl-base' }, tokenizerFor: () => tokenizer });

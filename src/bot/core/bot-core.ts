@@ -48,7 +48,7 @@ export interface RunOptions {
   notes?: string[];
 }
 
-const SLOT_NAMES = { image: 'The image', mask: 'The mask', depth: 'The depth map' } as const;
+const SLOT_NAMES = { image: 'The image', mask: 'The mask', depth: 'The depth map', control: 'The control image' } as const;
 
 export class BotCore {
   private readonly active = new Map<string, number>();
@@ -106,13 +106,13 @@ export class BotCore {
   async attachImages(draft: Draft, policy: Omit<FetchPolicy, 'maxBytes' | 'maxPixels'>): Promise<GenerationRequest> {
     const full: FetchPolicy = { ...this.imageLimits, ...policy };
     const refs: Partial<Record<keyof typeof SLOT_NAMES, ImageRef>> = {};
-    for (const slot of ['image', 'mask', 'depth'] as const) {
+    for (const slot of ['image', 'mask', 'depth', 'control'] as const) {
       const remote = draft.images[slot];
       if (!remote) continue;
       const bytes = await fetchCheckedImage(remote, full, SLOT_NAMES[slot]);
       refs[slot] = await this.options.queue.putInput(bytes);
     }
-    return { ...draft.request, initImage: refs.image ?? null, maskImage: refs.mask ?? null, depthImage: refs.depth ?? null };
+    return { ...draft.request, initImage: refs.image ?? null, maskImage: refs.mask ?? null, depthImage: refs.depth ?? null, controlImage: refs.control ?? null };
   }
 
   /** Enqueues and follows the job until its final message has been delivered. */

@@ -11,7 +11,7 @@ const PIPELINES: Record<string, { family: string; role: ModelRole }> = {
   StableDiffusionPipeline: { family: 'sd15', role: 'base' },
   StableDiffusionImg2ImgPipeline: { family: 'sd15', role: 'base' },
   StableDiffusionInpaintPipeline: { family: 'sd15', role: 'inpaint' },
-  StableDiffusionControlNetPipeline: { family: 'sd15', role: 'base' },
+  StableDiffusionControlNetPipeline: { family: 'sd15', role: 'controlnet' },
   StableDiffusionDepth2ImgPipeline: { family: 'sd2', role: 'depth' },
   StableDiffusionUpscalePipeline: { family: 'sd2', role: 'upscaler' },
   StableUnCLIPImg2ImgPipeline: { family: 'sd2', role: 'variation' },

@@ -5,7 +5,7 @@
  */
 import type { QueueClient } from '../../queue/client.js';
 
-export type ModelRole = 'base' | 'inpaint' | 'depth' | 'upscaler' | 'variation' | 'refiner';
+export type ModelRole = 'base' | 'inpaint' | 'depth' | 'upscaler' | 'variation' | 'refiner' | 'controlnet';
 
 export interface ModelInfo {
   id: string;
@@ -32,6 +32,7 @@ export function guessModelInfo(id: string): ModelInfo {
     : /inpaint/.test(s) ? 'inpaint'
     : /depth/.test(s) ? 'depth'
     : /refiner/.test(s) ? 'refiner'
+    : /controlnet|canny/.test(s) ? 'controlnet'
     : /unclip|variation/.test(s) ? 'variation'
     : 'base';
   return { id, ...(family ? { family } : {}), role };

@@ -12,7 +12,7 @@ import { defaultSizeOf, type ModelCatalog, type ModelRole } from './models.js';
 import { MAX_ASPECT, MAX_SIDE, MIN_SIDE, displayName, optionByName, type Mode, type OptionSpec } from './options.js';
 import type { WordFilter } from './word-filter.js';
 
-export type ImageSlot = 'image' | 'mask' | 'depth';
+export type ImageSlot = 'image' | 'mask' | 'depth' | 'control';
 
 /** An image somewhere on the platform, described by what the platform tells us (not yet trusted). */
 export interface RemoteImage {
@@ -61,6 +61,7 @@ type Parsed = {
   negative?: string; model?: string; sampler?: string; schedule?: string; steps?: number; cfg?: number;
   seed?: string; ar?: number; width?: number; height?: number; size?: Size; count?: number; strength?: number;
   mode?: Mode; orig?: Size; crop?: { top: number; left: number }; refiner?: string;
+  control?: 'canny' | 'none'; control_scale?: number;
 };
 
 export function randomSeed(): string {
@@ -106,6 +107,8 @@ export function buildDraft(input: ImagineInput, ctx: ValidationContext): Draft {
     originalSize: v.orig ?? null,
     cropTopLeft: v.crop ?? null,
     ...(v.strength !== undefined ? { strength: v.strength } : {}),
+    ...(v.control !== undefined ? { controlPreprocess: v.control } : {}),
+    ...(v.control_scale !== undefined ? { controlScale: v.control_scale } : {}),
     refiner,
     previews: true,
     origin: input.origin,
@@ -226,10 +229,16 @@ function checkMultipleOf8(label: string, n: number): void {
 }
 
 const MODE_KIND: Record<Mode, JobKind> = { img2img: 'img2img', inpaint: 'inpaint', depth: 'depth2img', upscale: 'upscale', variation: 'variation' };
-const KIND_ROLE: Partial<Record<JobKind, ModelRole>> = { inpaint: 'inpaint', depth2img: 'depth', upscale: 'upscaler', variation: 'variation' };
+const KIND_ROLE: Partial<Record<JobKind, ModelRole>> = { inpaint: 'inpaint', depth2img: 'depth', upscale: 'upscaler', variation: 'variation', controlnet: 'controlnet' };
 
 function resolveKind(v: Parsed, images: Partial<Record<ImageSlot, RemoteImage>>): JobKind {
   const has = (slot: ImageSlot) => images[slot] !== undefined;
+  if (has('control')) {
+    if (has('image')) throw new UserError('A ControlNet job starts from noise and its control image alone: drop the `image` option (or the `control_image`).');
+    if (v.mode) throw new UserError(`\`--mode ${v.mode}\` doesn't combine with a ControlNet control image.`);
+    return 'controlnet';
+  }
+  if (v.control !== undefined || v.control_scale !== undefined) throw new UserError('`--control` and `--control-scale` need a `control_image` attachment.');
   if (!has('image')) {
     if (has('mask')) throw new UserError('A mask needs an image to paint on: add the `image` option too (or reply to a picture).');
     if (v.mode) throw new UserError(`\`--mode ${v.mode}\` needs an image: attach one with the \`image\` option, or reply to a picture and mention me.`);

@@ -86,6 +86,7 @@ function imagineInput(i: ChatInputCommandInteraction): ImagineInput {
   for (const o of i.options.data) {
     if (o.name === 'prompt') text = String(o.value ?? '');
     else if (o.attachment && (o.name === 'image' || o.name === 'mask' || o.name === 'depth')) images[o.name] = remoteFromAttachment(o.attachment);
+    else if (o.attachment && o.name === 'control_image') images.control = remoteFromAttachment(o.attachment);
     else if (o.value !== undefined) options[o.name] = o.value;
   }
   return { text, options, images, origin: originOf(i) };
