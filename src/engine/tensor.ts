@@ -75,3 +75,15 @@ export function scale(data: Float32Array, s: number): Float32Array {
   for (let i = 0; i < data.length; i++) out[i] = data[i]! * fs;
   return out;
 }
+
+/** Concatenate [B, S, D1] and [B, S, D2] on the last axis (text features of two encoders side by side). */
+export function concatLastDim(a: Tensor, b: Tensor): Tensor {
+  const [n, seq, d1] = a.dims as [number, number, number];
+  const d2 = b.dims[2]!;
+  const out = new Float32Array(n * seq * (d1 + d2));
+  for (let r = 0; r < n * seq; r++) {
+    out.set(a.data.subarray(r * d1, (r + 1) * d1), r * (d1 + d2));
+    out.set(b.data.subarray(r * d2, (r + 1) * d2), r * (d1 + d2) + d1);
+  }
+  return { data: out, dims: [n, seq, d1 + d2] };
+}

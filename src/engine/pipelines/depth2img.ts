@@ -9,7 +9,7 @@ import { readJson, type JsonObject } from '../model-folder.js';
 import { ModelGraph } from '../onnx/session.js';
 import { createScheduler, img2imgTimesteps } from '../sampling/index.js';
 import { TorchGenerator } from '../sampling/torch-rng.js';
-import { catBatch, catChannels, repeatBatch, type Tensor } from '../tensor.js';
+import { catBatch, catChannels, repeatBatch, sliceBatch, type Tensor } from '../tensor.js';
 import { interpolateBicubic } from '../image/torch-interpolate.js';
 import { resizeRgb, type PilFilter } from '../image/pil-resample.js';
 import { denoise, encodeClip, noiseSampler, randnPerImage, runDenoiser, vaeDecode, vaeEncodeSample } from './steps.js';
@@ -117,14 +117,13 @@ export async function runDepth2Img(model: LoadedModel, p: PipelineParams): Promi
   let latents: Tensor = { data: scheduler.addNoise(x0.data, noise.data, timesteps[0]!), dims: x0.dims };
 
   const timing = { unetMs: 0 };
-  const per = embeds.data.length / embeds.dims[0]!;
   t0 = performance.now();
   latents = await denoise({
     scheduler, timesteps, latents, guidance: p.guidance, guidanceRescale: p.guidanceRescale,
     noise: noiseSampler(generators, latentShape), signal: p.signal, timing, onStep: p.onStep,
     buildInput: (x) => catChannels([x, depth]),
     model: (input, t) => runDenoiser(model.unet, 'sample', 'out_sample', input, t, (start, count) => ({
-      encoder_hidden_states: { data: embeds.data.subarray(start * per, (start + count) * per), dims: [count, ...embeds.dims.slice(1)] },
+      encoder_hidden_states: sliceBatch(embeds, start, count),
     })),
   });
   const denoiseMs = performance.now() - t0;

@@ -10,7 +10,7 @@ import type { LoadedModel } from '../loaded-model.js';
 import { createScheduler } from '../sampling/index.js';
 import { flowImg2ImgStart } from '../sampling/samplers/flow-match-euler.js';
 import { TorchGenerator } from '../sampling/torch-rng.js';
-import { catBatch, repeatBatch, type Tensor } from '../tensor.js';
+import { catBatch, repeatBatch, concatLastDim, sliceBatch, type Tensor } from '../tensor.js';
 import { denoise, encodeClip, noiseSampler, randnPerImage, runDenoiser, startNoise, vaeDecode, vaeEncodeSample } from './steps.js';
 import type { PipelineOutput, PipelineParams } from './types.js';
 import { BadRequestError } from '../../queue/job.js';
@@ -32,17 +32,6 @@ function padLastDim(t: Tensor, width: number): Tensor {
   const out = new Float32Array(n * s * width);
   for (let r = 0; r < n * s; r++) out.set(t.data.subarray(r * d, (r + 1) * d), r * width);
   return { data: out, dims: [n, s, width] };
-}
-
-function concatLastDim(a: Tensor, b: Tensor): Tensor {
-  const [n, s, d1] = a.dims as [number, number, number];
-  const d2 = b.dims[2]!;
-  const out = new Float32Array(n * s * (d1 + d2));
-  for (let r = 0; r < n * s; r++) {
-    out.set(a.data.subarray(r * d1, (r + 1) * d1), r * (d1 + d2));
-    out.set(b.data.subarray(r * d2, (r + 1) * d2), r * (d1 + d2) + d1);
-  }
-  return { data: out, dims: [n, s, d1 + d2] };
 }
 
 /** Concatenates [1, S1, D] and [1, S2, D] along the sequence. */
@@ -114,10 +103,6 @@ export async function runStableDiffusion3(model: LoadedModel, p: PipelineParams)
     if (s !== 1) latents = { data: latents.data.map((v) => Math.fround(v * s)), dims: latents.dims };
   }
 
-  const rows = (t: Tensor, start: number, count: number): Tensor => {
-    const per = t.data.length / t.dims[0]!;
-    return { data: t.data.subarray(start * per, (start + count) * per), dims: [count, ...t.dims.slice(1)] };
-  };
   // Exports with a `skip_layers` input (one 0/1 per joint block) get zeros on every ordinary call.
   const skipInput = model.unet.inputs.get('skip_layers');
   const numLayers = typeof skipInput?.shape[0] === 'number' ? skipInput.shape[0] : num(info.unetConfig, 'num_layers', 0);
@@ -134,15 +119,15 @@ export async function runStableDiffusion3(model: LoadedModel, p: PipelineParams)
     scheduler, timesteps, latents, guidance: p.guidance, guidanceRescale: p.guidanceRescale,
     noise: noiseSampler(generators, latentShape), signal: p.signal, timing, onStep: p.onStep,
     model: (input, t) => runDenoiser(model.unet, 'hidden_states', 'out_hidden_states', input, t, (start, count) => ({
-      encoder_hidden_states: rows(hidden, start, count),
-      pooled_projections: rows(pooled, start, count),
+      encoder_hidden_states: sliceBatch(hidden, start, count),
+      pooled_projections: sliceBatch(pooled, start, count),
       ...noSkip,
     })),
     // SD3.5's SkipLayerCFGDenoiser: strictly inside (start·N, end·N), v += scale·(v_cond − v_cond_skipped), run on
     // the conditional half only.
     refine: slg && cfg ? async ({ i, total, t, scaled, raw, pred }) => {
       if (!(i > slg.start * total && i < slg.end * total)) return;
-      const condRows = (x: Tensor) => rows(x, n, n);
+      const condRows = (x: Tensor) => sliceBatch(x, n, n);
       const skipped = await runDenoiser(model.unet, 'hidden_states', 'out_hidden_states', scaled, t, () => ({
         encoder_hidden_states: condRows(hidden), pooled_projections: condRows(pooled),
         skip_layers: { data: skipMask!, dims: [numLayers] },

@@ -11,7 +11,7 @@ import { createScheduler, img2imgTimesteps } from '../sampling/index.js';
 import type { Scheduler } from '../sampling/scheduler.js';
 import { noiseStream } from '../sampling/noise-stream.js';
 import { TorchGenerator } from '../sampling/torch-rng.js';
-import { catBatch, repeatBatch, type Tensor } from '../tensor.js';
+import { catBatch, repeatBatch, concatLastDim, sliceBatch, type Tensor } from '../tensor.js';
 import { denoise, encodeClip, randnPerImage, runDenoiser, startNoise, vaeDecode, vaeEncodeSample, type EncodedText } from './steps.js';
 import type { PipelineOutput, PipelineParams } from './types.js';
 import { BadRequestError } from '../../queue/job.js';
@@ -53,18 +53,6 @@ async function encodeAll(model: LoadedModel, text: string): Promise<{ hidden: Te
   if (!last.pooled) throw new Error(`${model.info.dir}: the last text encoder needs a "text_embeds" output (CLIPTextModelWithProjection)`);
   const hidden = encoded.slice(1).reduce((acc, e) => concatLastDim(acc, e.hidden), encoded[0]!.hidden);
   return { hidden, pooled: last.pooled, first: encoded[0]! };
-}
-
-/** Concatenate [B, S, D1] and [B, S, D2] on the last axis. */
-function concatLastDim(a: Tensor, b: Tensor): Tensor {
-  const [n, s, d1] = a.dims as [number, number, number];
-  const d2 = b.dims[2]!;
-  const out = new Float32Array(n * s * (d1 + d2));
-  for (let r = 0; r < n * s; r++) {
-    out.set(a.data.subarray(r * d1, (r + 1) * d1), r * (d1 + d2));
-    out.set(b.data.subarray(r * d2, (r + 1) * d2), r * (d1 + d2) + d1);
-  }
-  return { data: out, dims: [n, s, d1 + d2] };
 }
 
 function zerosLike(t: Tensor): Tensor {
@@ -166,19 +154,15 @@ export async function denoiseSdxl(model: LoadedModel, p: PipelineParams, range: 
 
   // 3. Denoise with the added conditions. A base that hands over draws its step noise in place, so its generators
   // are where diffusers leaves them when the refiner continues with them.
-  const perRow = (t: Tensor, start: number, count: number): Tensor => {
-    const per = t.data.length / t.dims[0]!;
-    return { data: t.data.subarray(start * per, (start + count) * per), dims: [count, ...t.dims.slice(1)] };
-  };
   t0 = performance.now();
   latents = await denoise({
     scheduler, timesteps, latents, guidance: p.guidance, guidanceRescale: p.guidanceRescale,
     noise: noiseStream(generators, latentShape, range.denoisingEnd !== undefined ? Infinity : undefined),
     signal: p.signal, timing, onStep: p.onStep,
     model: (input, t) => runDenoiser(model.unet, 'sample', 'out_sample', input, t, (start, count) => ({
-      encoder_hidden_states: perRow(hidden, start, count),
-      text_embeds: perRow(pooled, start, count),
-      time_ids: perRow(timeIds, start, count),
+      encoder_hidden_states: sliceBatch(hidden, start, count),
+      text_embeds: sliceBatch(pooled, start, count),
+      time_ids: sliceBatch(timeIds, start, count),
     })),
   });
   return { latents, generators, notes, timings: { textMs, denoiseMs: performance.now() - t0, unetMs: timing.unetMs } };

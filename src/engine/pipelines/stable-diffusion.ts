@@ -8,7 +8,7 @@
 import type { LoadedModel } from '../loaded-model.js';
 import { createScheduler, img2imgTimesteps } from '../sampling/index.js';
 import { TorchGenerator } from '../sampling/torch-rng.js';
-import { catBatch, catChannels, repeatBatch, type Tensor } from '../tensor.js';
+import { catBatch, catChannels, repeatBatch, sliceBatch, type Tensor } from '../tensor.js';
 import {
   denoise, encodeClip, noiseSampler, randnPerImage, runDenoiser, startNoise, timestepFeed, vaeDecode, vaeEncodeSample,
 } from './steps.js';
@@ -92,8 +92,8 @@ export async function runStableDiffusion(model: LoadedModel, p: PipelineParams):
     model: async (input, t, i) => {
       const residuals = control ? await control(input, t, i, timesteps.length) : {};
       return runDenoiser(unet, 'sample', 'out_sample', input, t, (start, count) => ({
-        encoder_hidden_states: rowsOf(embeds, start, count),
-        ...Object.fromEntries(Object.entries(residuals).map(([k, v]) => [k, rowsOf(v, start, count)])),
+        encoder_hidden_states: sliceBatch(embeds, start, count),
+        ...Object.fromEntries(Object.entries(residuals).map(([k, v]) => [k, sliceBatch(v, start, count)])),
       }));
     },
     afterStep: legacyBlend ? (i, x) => blendKnownRegion(scheduler, x, imageLatents!, initialNoise!, maskLatent!, timesteps, i) : undefined,
@@ -105,11 +105,6 @@ export async function runStableDiffusion(model: LoadedModel, p: PipelineParams):
   const images = await vaeDecode(model.vaeDecoder, latents, info.scalingFactor, info.shiftFactor, info.vaeScaleFactor);
   timing.decodeMs = performance.now() - t0;
   return { latents, images, notes, timings: { textMs: timing.textMs, denoiseMs, unetMs: timing.unetMs, decodeMs: timing.decodeMs } };
-}
-
-function rowsOf(t: Tensor, start: number, count: number): Tensor {
-  const per = t.data.length / t.dims[0]!;
-  return { data: t.data.subarray(start * per, (start + count) * per), dims: [count, ...t.dims.slice(1)] };
 }
 
 /**

@@ -9,7 +9,7 @@ import { readJson } from '../model-folder.js';
 import { createScheduler, effectiveConfig } from '../sampling/index.js';
 import { alphasCumprod } from '../sampling/noise-schedule.js';
 import { TorchGenerator } from '../sampling/torch-rng.js';
-import { catBatch, catChannels, repeatBatch, type Tensor } from '../tensor.js';
+import { catBatch, catChannels, repeatBatch, sliceBatch, type Tensor } from '../tensor.js';
 import { denoise, encodeClip, noiseSampler, randnPerImage, runDenoiser, vaeDecode } from './steps.js';
 import type { PipelineOutput, PipelineParams } from './types.js';
 import { BadRequestError } from '../../queue/job.js';
@@ -62,13 +62,12 @@ export async function runUpscaleX4(model: LoadedModel, p: PipelineParams): Promi
 
   const timing = { unetMs: 0 };
   t0 = performance.now();
-  const per = embeds.data.length / embeds.dims[0]!;
   latents = await denoise({
     scheduler, timesteps: scheduler.timesteps, latents, guidance: p.guidance, guidanceRescale: p.guidanceRescale,
     noise: noiseSampler(generators, latentShape), signal: p.signal, timing, onStep: p.onStep,
     buildInput: (x) => catChannels([x, imageCond]),
     model: (input, t) => runDenoiser(model.unet, 'sample', 'out_sample', input, t, (start, count) => ({
-      encoder_hidden_states: { data: embeds.data.subarray(start * per, (start + count) * per), dims: [count, ...embeds.dims.slice(1)] },
+      encoder_hidden_states: sliceBatch(embeds, start, count),
       class_labels: { ints: classLabels.slice(start, start + count), dims: [count] },
     })),
   });
