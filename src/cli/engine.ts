@@ -46,6 +46,7 @@ interface EngineCliOptions {
   resultTtlS: number;
   engineModule: string;
   inProcess?: boolean;
+  exitWithParent?: boolean;
 }
 
 export function registerEngine(program: Command): void {
@@ -68,6 +69,7 @@ export function registerEngine(program: Command): void {
     .option('--shutdown-grace-s <s>', 'on SIGTERM, wait this long for the running job before handing it back', seconds, 60)
     .option('--result-ttl-s <s>', 'how long result images stay in Redis', int, 3600)
     .option('--engine-module <path>', 'module exporting createEngine (for tests)', DEFAULT_ENGINE_MODULE)
+    .option('--exit-with-parent', 'shut down when stdin closes (the parent that started this worker is gone)')
     .option('--in-process', 'run the engine on the main thread (not recommended: long steps can cost the job lock)')
     .action(async (o: EngineCliOptions) => {
       const log = createLogger('sdbot-engine');
@@ -115,6 +117,11 @@ export function registerEngine(program: Command): void {
         process.exit(code);
       };
       process.on('SIGTERM', () => void exit(0));
+      if (o.exitWithParent) {
+        process.stdin.on('close', () => void exit(0));
+        process.stdin.on('end', () => void exit(0));
+        process.stdin.resume();
+      }
       process.on('SIGINT', () => void exit(0));
       await worker.start();
     });

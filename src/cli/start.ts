@@ -89,7 +89,9 @@ function spawnEngine(o: StartOptions, redisUrl: string): ChildProcess {
   // One machine: its metrics stay on this machine too.
   const args = [tsx, join(ROOT, 'src', 'cli.ts'), 'engine', '--redis', redisUrl, '--metrics-host', '127.0.0.1', ...models.flatMap((m) => ['--model', m])];
   if (o.modelsFile) args.push('--models-file', o.modelsFile);
-  return spawn(process.execPath, args, { stdio: 'inherit' });
+  // The engine's stdin is a pipe from us: if this process dies without a chance to stop it (SIGKILL), the pipe
+  // closes and the engine shuts down instead of running on as an orphan.
+  return spawn(process.execPath, [...args, '--exit-with-parent'], { stdio: ['pipe', 'inherit', 'inherit'] });
 }
 
 function stopChild(child: ChildProcess): Promise<void> {
