@@ -3,10 +3,9 @@
  * log-rho multistep variant, exact to diffusers 0.30.3 DEISMultistepScheduler: epsilon extrapolated by Lagrange
  * polynomials in log(sigma_t / alpha_t), integrated exactly. Its last step ends on the smallest training sigma.
  */
-import type { NoiseSampler, Scheduler, SchedulerConfig } from '../scheduler.js';
-import { RotatingBuffers } from '../scheduler.js';
+import type { NoiseSampler, SchedulerConfig } from '../scheduler.js';
 import {
-  addNoiseAtSigma,
+  MultistepScheduler,
   multistepSchedule,
   multistepTimesteps,
   multistepTraining,
@@ -14,7 +13,7 @@ import {
   OutputHistory,
 } from './multistep-common.js';
 import { StepIndex } from './step-index.js';
-import { LinearCombiner, predictionCoefficients, rejectUnsupported, resolveConfig } from './vp-common.js';
+import { predictionCoefficients, rejectUnsupported, resolveConfig } from './vp-common.js';
 
 export const deisDefaults = {
   num_train_timesteps: 1000,
@@ -50,22 +49,15 @@ function ind3(t: number, b: number, c: number, d: number): number {
   return numerator / ((lb - lc) * (lb - ld));
 }
 
-export class DEISMultistepScheduler implements Scheduler {
-    /** Step outputs rotate through three buffers instead of a fresh allocation per step. */
-  private readonly outputs = new RotatingBuffers();
-  readonly config: typeof deisDefaults & SchedulerConfig;
+export class DEISMultistepScheduler extends MultistepScheduler {
+    readonly config: typeof deisDefaults & SchedulerConfig;
   readonly timesteps: readonly number[];
-  readonly timestepsDtype = 'int64' as const;
   /** The schedule's sigmas plus the final one (float32 values). */
   readonly sigmas: readonly number[];
-  readonly initNoiseSigma = 1;
-  readonly order = 1;
-  private readonly index: StepIndex;
-  private readonly history: OutputHistory;
-  private readonly lc = new LinearCombiner();
   private lowerOrderNums = 0;
 
   constructor(config: SchedulerConfig, numInferenceSteps: number) {
+    super();
     const c = resolveConfig(deisDefaults, config);
     this.config = c;
     rejectUnsupported(c, 'DEISMultistepScheduler');
@@ -84,14 +76,6 @@ export class DEISMultistepScheduler implements Scheduler {
     this.sigmas = [...schedule.sigmas, Math.fround(final)];
     this.index = new StepIndex(this.timesteps, true);
     this.history = new OutputHistory(c.solver_order);
-  }
-
-  setBeginIndex(index: number): void {
-    this.index.setBegin(index);
-  }
-
-  scaleModelInput(sample: Float32Array, _t: number): Float32Array {
-    return sample;
   }
 
   step(modelOutput: Float32Array, t: number, sample: Float32Array, _noise: NoiseSampler): Float32Array {
@@ -150,7 +134,4 @@ export class DEISMultistepScheduler implements Scheduler {
     return lc.into(this.outputs.next(sample.length));
   }
 
-  addNoise(original: Float32Array, noise: Float32Array, t: number): Float32Array {
-    return addNoiseAtSigma(original, noise, this.sigmas[this.index.noiseIndex(t)]!);
-  }
 }

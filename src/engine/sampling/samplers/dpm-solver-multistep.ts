@@ -3,10 +3,9 @@
  * DPMSolverMultistepScheduler: "DPM++ 2M" (dpmsolver++, order 2), "DPM++ 2M SDE" (sde-dpmsolver++, noise every
  * step), Karras / lu-lambda sigma schedules, lower_order_final, euler_at_final and final_sigmas_type.
  */
-import type { NoiseSampler, Scheduler, SchedulerConfig } from '../scheduler.js';
-import { RotatingBuffers } from '../scheduler.js';
+import type { NoiseSampler, SchedulerConfig } from '../scheduler.js';
 import {
-  addNoiseAtSigma,
+  MultistepScheduler,
   clippedSteps,
   dpmAlgorithm,
   dpmFinalSigma,
@@ -21,7 +20,7 @@ import {
   type DpmSolverType,
 } from './multistep-common.js';
 import { StepIndex } from './step-index.js';
-import { LinearCombiner, predictionCoefficients, rejectUnsupported, resolveConfig } from './vp-common.js';
+import { predictionCoefficients, rejectUnsupported, resolveConfig } from './vp-common.js';
 
 export const dpmSolverMultistepDefaults = {
   num_train_timesteps: 1000,
@@ -48,25 +47,18 @@ export const dpmSolverMultistepDefaults = {
   rescale_betas_zero_snr: false,
 };
 
-export class DPMSolverMultistepScheduler implements Scheduler {
-    /** Step outputs rotate through three buffers instead of a fresh allocation per step. */
-  private readonly outputs = new RotatingBuffers();
-  readonly config: typeof dpmSolverMultistepDefaults & SchedulerConfig;
+export class DPMSolverMultistepScheduler extends MultistepScheduler {
+    readonly config: typeof dpmSolverMultistepDefaults & SchedulerConfig;
   readonly timesteps: readonly number[];
-  readonly timestepsDtype = 'int64' as const;
   /** The schedule's sigmas plus the final one (float32 values). */
   readonly sigmas: readonly number[];
-  readonly initNoiseSigma = 1;
-  readonly order = 1;
   private readonly algorithm: DpmAlgorithm;
   private readonly solverType: DpmSolverType;
   private readonly solverOrder: number;
-  private readonly index: StepIndex;
-  private readonly history: OutputHistory;
-  private readonly lc = new LinearCombiner();
   private lowerOrderNums = 0;
 
   constructor(config: SchedulerConfig, numInferenceSteps: number) {
+    super();
     const c = resolveConfig(dpmSolverMultistepDefaults, config);
     this.config = c;
     rejectUnsupported(c, 'DPMSolverMultistepScheduler');
@@ -84,14 +76,6 @@ export class DPMSolverMultistepScheduler implements Scheduler {
     this.sigmas = [...schedule.sigmas, Math.fround(dpmFinalSigma(c, train))];
     this.index = new StepIndex(this.timesteps, true);
     this.history = new OutputHistory(this.solverOrder);
-  }
-
-  setBeginIndex(index: number): void {
-    this.index.setBegin(index);
-  }
-
-  scaleModelInput(sample: Float32Array, _t: number): Float32Array {
-    return sample;
   }
 
   step(modelOutput: Float32Array, t: number, sample: Float32Array, noise: NoiseSampler): Float32Array {
@@ -156,7 +140,4 @@ export class DPMSolverMultistepScheduler implements Scheduler {
     return lc.into(this.outputs.next(sample.length));
   }
 
-  addNoise(original: Float32Array, noise: Float32Array, t: number): Float32Array {
-    return addNoiseAtSigma(original, noise, this.sigmas[this.index.noiseIndex(t)]!);
-  }
 }

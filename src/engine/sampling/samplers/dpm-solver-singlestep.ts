@@ -4,10 +4,9 @@
  * integrates again from the chunk's start using every model output taken inside it. In 0.30.3 the timesteps are
  * always linspace(0, T-1, n+1) rounded (the class has no timestep_spacing).
  */
-import type { NoiseSampler, Scheduler, SchedulerConfig } from '../scheduler.js';
-import { RotatingBuffers } from '../scheduler.js';
+import type { NoiseSampler, SchedulerConfig } from '../scheduler.js';
 import {
-  addNoiseAtSigma,
+  MultistepScheduler,
   clippedSteps,
   dpmAlgorithm,
   dpmFinalSigma,
@@ -22,7 +21,7 @@ import {
   type DpmSolverType,
 } from './multistep-common.js';
 import { StepIndex } from './step-index.js';
-import { LinearCombiner, predictionCoefficients, rejectUnsupported, resolveConfig } from './vp-common.js';
+import { predictionCoefficients, rejectUnsupported, resolveConfig } from './vp-common.js';
 
 export const dpmSolverSinglestepDefaults = {
   num_train_timesteps: 1000,
@@ -58,26 +57,19 @@ export function singlestepOrders(steps: number, order: number, lowerOrderFinal: 
   return steps % 2 === 0 ? [...repeat([1, 2], steps / 2 - 1), 1, 1] : [...repeat([1, 2], Math.floor(steps / 2)), 1];
 }
 
-export class DPMSolverSinglestepScheduler implements Scheduler {
-    /** Step outputs rotate through three buffers instead of a fresh allocation per step. */
-  private readonly outputs = new RotatingBuffers();
-  readonly config: typeof dpmSolverSinglestepDefaults & SchedulerConfig;
+export class DPMSolverSinglestepScheduler extends MultistepScheduler {
+    readonly config: typeof dpmSolverSinglestepDefaults & SchedulerConfig;
   readonly timesteps: readonly number[];
-  readonly timestepsDtype = 'int64' as const;
   /** The schedule's sigmas plus the final one (float32 values). */
   readonly sigmas: readonly number[];
-  readonly initNoiseSigma = 1;
-  readonly order = 1;
   private readonly algorithm: DpmAlgorithm;
   private readonly solverType: DpmSolverType;
   private readonly orders: readonly number[];
-  private readonly index: StepIndex;
-  private readonly history: OutputHistory;
-  private readonly lc = new LinearCombiner();
   /** The sample at the start of the current chunk (diffusers' self.sample), a private copy. */
   private chunkStart: Float32Array | null = null;
 
   constructor(config: SchedulerConfig, numInferenceSteps: number) {
+    super();
     const c = resolveConfig(dpmSolverSinglestepDefaults, config);
     this.config = c;
     const name = 'DPMSolverSinglestepScheduler';
@@ -99,14 +91,6 @@ export class DPMSolverSinglestepScheduler implements Scheduler {
     this.orders = singlestepOrders(numInferenceSteps, c.solver_order, lowerOrderFinal);
     this.index = new StepIndex(this.timesteps, true);
     this.history = new OutputHistory(c.solver_order);
-  }
-
-  setBeginIndex(index: number): void {
-    this.index.setBegin(index);
-  }
-
-  scaleModelInput(sample: Float32Array, _t: number): Float32Array {
-    return sample;
   }
 
   step(modelOutput: Float32Array, t: number, sample: Float32Array, noise: NoiseSampler): Float32Array {
@@ -177,7 +161,4 @@ export class DPMSolverSinglestepScheduler implements Scheduler {
     return lc.into(this.outputs.next(start.length));
   }
 
-  addNoise(original: Float32Array, noise: Float32Array, t: number): Float32Array {
-    return addNoiseAtSigma(original, noise, this.sigmas[this.index.noiseIndex(t)]!);
-  }
 }

@@ -8,7 +8,8 @@
  * coefficients and makes one pass over the latents.
  */
 import { roundHalfEven } from '../noise-schedule.js';
-import type { SchedulerConfig } from '../scheduler.js';
+import { RotatingBuffers, type NoiseSampler, type Scheduler, type SchedulerConfig } from '../scheduler.js';
+import type { StepIndex } from './step-index.js';
 import {
   interpAtTimesteps,
   karrasBounds,
@@ -283,4 +284,37 @@ export function dpmFinalSigma(config: SchedulerConfig, train: TrainingSigmas): n
   if (config.final_sigmas_type === 'zero') return 0;
   if (config.final_sigmas_type === 'sigma_min') return train.sigmas[0]!;
   throw new Error(`final_sigmas_type must be one of 'zero' or 'sigma_min', got ${String(config.final_sigmas_type)}`);
+}
+
+/**
+ * What DPM-Solver (multi- and singlestep), UniPC and DEIS share as diffusers schedulers: int64 timesteps, VP form
+ * (init noise sigma 1, no input scaling), one model call per step, a step index with img2img begin index, a history
+ * of converted model outputs, and add_noise at the begin index's sigma. Subclasses set timesteps, sigmas, index and
+ * history in their set_timesteps (the constructor) and write `step`.
+ */
+export abstract class MultistepScheduler implements Scheduler {
+  readonly timestepsDtype = 'int64' as const;
+  readonly initNoiseSigma = 1;
+  readonly order = 1;
+  abstract readonly timesteps: readonly number[];
+  abstract readonly sigmas: readonly number[];
+  /** Step outputs rotate through three buffers instead of a fresh allocation per step. */
+  protected readonly outputs = new RotatingBuffers();
+  protected readonly lc = new LinearCombiner();
+  protected index!: StepIndex;
+  protected history!: OutputHistory;
+
+  setBeginIndex(index: number): void {
+    this.index.setBegin(index);
+  }
+
+  scaleModelInput(sample: Float32Array, _t: number): Float32Array {
+    return sample;
+  }
+
+  abstract step(modelOutput: Float32Array, t: number, sample: Float32Array, noise: NoiseSampler): Float32Array;
+
+  addNoise(original: Float32Array, noise: Float32Array, t: number): Float32Array {
+    return addNoiseAtSigma(original, noise, this.sigmas[this.index.noiseIndex(t)]!);
+  }
 }

@@ -3,10 +3,9 @@
  * 0.30.3 UniPCMultistepScheduler: each step first corrects the previous step's result with the new model output
  * (UniC), then predicts the next sample (UniP), with the B(h) variants bh1 / bh2 and data (x0) or noise prediction.
  */
-import type { NoiseSampler, Scheduler, SchedulerConfig } from '../scheduler.js';
-import { RotatingBuffers } from '../scheduler.js';
+import type { NoiseSampler, SchedulerConfig } from '../scheduler.js';
 import {
-  addNoiseAtSigma,
+  MultistepScheduler,
   multistepSchedule,
   multistepTimesteps,
   multistepTraining,
@@ -72,19 +71,11 @@ function solve(a: number[][], b: number[]): number[] {
   return x;
 }
 
-export class UniPCMultistepScheduler implements Scheduler {
-    /** Step outputs rotate through three buffers instead of a fresh allocation per step. */
-  private readonly outputs = new RotatingBuffers();
-  readonly config: typeof unipcDefaults & SchedulerConfig;
+export class UniPCMultistepScheduler extends MultistepScheduler {
+    readonly config: typeof unipcDefaults & SchedulerConfig;
   readonly timesteps: readonly number[];
-  readonly timestepsDtype = 'int64' as const;
   /** The schedule's sigmas plus the final one (float32 values). */
   readonly sigmas: readonly number[];
-  readonly initNoiseSigma = 1;
-  readonly order = 1;
-  private readonly index: StepIndex;
-  private readonly history: OutputHistory;
-  private readonly lc = new LinearCombiner();
   private readonly disabled: ReadonlySet<number>;
   private lowerOrderNums = 0;
   private thisOrder = 0;
@@ -93,6 +84,7 @@ export class UniPCMultistepScheduler implements Scheduler {
   private spare: Float32Array | null = null;
 
   constructor(config: SchedulerConfig, numInferenceSteps: number) {
+    super();
     const c = resolveConfig(unipcDefaults, config);
     this.config = c;
     rejectUnsupported(c, 'UniPCMultistepScheduler');
@@ -114,14 +106,6 @@ export class UniPCMultistepScheduler implements Scheduler {
     this.sigmas = [...schedule.sigmas, Math.fround(final)];
     this.index = new StepIndex(this.timesteps, true);
     this.history = new OutputHistory(c.solver_order);
-  }
-
-  setBeginIndex(index: number): void {
-    this.index.setBegin(index);
-  }
-
-  scaleModelInput(sample: Float32Array, _t: number): Float32Array {
-    return sample;
   }
 
   step(modelOutput: Float32Array, t: number, sample: Float32Array, _noise: NoiseSampler): Float32Array {
@@ -248,7 +232,4 @@ export class UniPCMultistepScheduler implements Scheduler {
     return b;
   }
 
-  addNoise(original: Float32Array, noise: Float32Array, t: number): Float32Array {
-    return addNoiseAtSigma(original, noise, this.sigmas[this.index.noiseIndex(t)]!);
-  }
 }
