@@ -94,6 +94,7 @@ export async function loadModel(dir: string, providers: readonly Provider[] = ['
 
   if (textEncoder3) expectInputs(textEncoder3, ['input_ids']);
   if (info.family === 'sd3') {
+    // Throws when the transformer's residual inputs and the ControlNet's outputs cannot be connected.
     sd3ControlLayout(info, unet, controlnet);
   } else if (controlnet) {
     expectInputs(controlnet, ['sample', 'timestep', 'encoder_hidden_states', 'controlnet_cond', 'conditioning_scale']);

@@ -65,6 +65,24 @@ describe('SD3 ControlNet reproduces diffusers', async () => {
 });
 
 describe('SD3 ControlNet folder checks', () => {
+  it('a transformer with residual inputs but no controlnet/ runs with zero residuals (= StableDiffusion3Pipeline)', async () => {
+    const dir = join(tmp, 'sd3-residual-inputs-only');
+    mkdirSync(dir);
+    for (const entry of readdirSync(join(FIXTURE_MODELS, MODEL))) {
+      if (entry !== 'controlnet') symlinkSync(join(FIXTURE_MODELS, MODEL, entry), join(dir, entry));
+    }
+    const engine = await createEngine();
+    try {
+      await engine.loadModel({ id: 'no-cn', dir });
+      const c = loadCases(MODEL).find((x) => x.id === 'sd3cn_no_control')!;
+      let out: PipelineOutput | undefined;
+      await engine.runJob(parseRequest({ ...caseRequest(c), model: 'no-cn' }), { onOutput: (o) => (out = o) });
+      expect(worstRatio(out!.latents.data, flatten(c.outputs.latents), 2e-3, 1e-3)).toBeLessThanOrEqual(1);
+    } finally {
+      await engine.close();
+    }
+  });
+
   it('a controlnet/ next to a transformer without residual inputs fails at load, naming the transformer', async () => {
     const dir = join(tmp, 'sd3-without-residuals');
     mkdirSync(dir);

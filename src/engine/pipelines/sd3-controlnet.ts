@@ -32,8 +32,8 @@ function numbered(names: Iterable<string>, prefix: string): { name: string; inde
 }
 
 export interface Sd3ControlLayout {
-  /** The transformer's residual inputs and which ControlNet output each one takes. */
-  feeds: { input: string; output: string }[];
+  /** The transformer's residual inputs and which ControlNet output each one takes (null: no ControlNet). */
+  feeds: { input: string; output: string | null }[];
   /** Width of a residual token ([B, N, inner]). */
   inner: number;
   patch: number;
@@ -49,8 +49,8 @@ export function sd3ControlLayout(info: ModelInfo, transformer: ModelGraph, contr
   const cfg = info.unetConfig;
   const spec = inputs[0] ? transformer.input(inputs[0].name) : null;
   const inner = typeof spec?.shape[2] === 'number' ? spec.shape[2] : num(cfg, 'num_attention_heads', 0) * num(cfg, 'attention_head_dim', 0);
-  const layout = { feeds: [] as { input: string; output: string }[], inner, patch: num(cfg, 'patch_size', 2) };
-  if (!controlnet) return layout;
+  const patch = num(cfg, 'patch_size', 2);
+  if (!controlnet) return { feeds: inputs.map((i) => ({ input: i.name, output: null })), inner, patch };
 
   for (const n of CONTROLNET_INPUTS) controlnet.input(n);
   const outputs = numbered(controlnet.outputs.keys(), CONTROL_OUTPUT);
@@ -62,14 +62,15 @@ export function sd3ControlLayout(info: ModelInfo, transformer: ModelGraph, contr
   }
   const layers = num(cfg, 'num_layers', inputs.length + 1);
   const interval = Math.floor(layers / outputs.length);
+  const feeds = [];
   if (interval < 1) throw new ModelFolderError(`${controlnet.path}: ${outputs.length} ControlNet blocks for a ${layers}-block transformer`);
   for (const { name, index } of inputs) {
     const k = Math.floor(index / interval);
     // diffusers indexes past the ControlNet's outputs here and fails too.
     if (k >= outputs.length) throw new ModelFolderError(`${controlnet.path}: ${outputs.length} ControlNet blocks cannot feed transformer block ${index} of ${layers} (interval ${interval})`);
-    layout.feeds.push({ input: name, output: outputs[k]!.name });
+    feeds.push({ input: name, output: outputs[k]!.name });
   }
-  return layout;
+  return { feeds, inner, patch };
 }
 
 /**
@@ -117,7 +118,7 @@ export function controlFeeds(
         if (!r) throw new Error(`${controlnet.path}: no "${name}" output`);
         return { data: r.data, dims: r.dims };
       };
-      return (start, count) => Object.fromEntries(layout.feeds.map((f) => [f.input, sliceBatch(residual(f.output), start, count)]));
+      return (start, count) => Object.fromEntries(layout.feeds.map((f) => [f.input, sliceBatch(residual(f.output!), start, count)]));
     },
   };
 }

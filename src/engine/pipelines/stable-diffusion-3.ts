@@ -70,6 +70,8 @@ export async function runStableDiffusion3(model: LoadedModel, p: PipelineParams)
   const { info } = model;
   if (!model.textEncoder2 || !model.tokenizer2) throw new BadRequestError(`${info.name} lacks text_encoder_2/tokenizer_2, which SD3 needs.`);
   if (p.mask) throw new BadRequestError('Inpainting with SD3 is not supported yet.');
+  if (p.control && p.init) throw new BadRequestError('SD3 ControlNet works from text only: drop the init image (diffusers 0.30.3 has no SD3 ControlNet img2img).');
+  if (p.control && p.slg && p.slg.scale > 0) throw new BadRequestError('Skip-layer guidance cannot be combined with an SD3 ControlNet yet.');
   const joint = num(info.unetConfig, 'joint_attention_dim', 4096);
   const n = p.seeds.length;
   const latentShape = [info.latentChannels, p.height / info.vaeScaleFactor, p.width / info.vaeScaleFactor];
@@ -107,8 +109,6 @@ export async function runStableDiffusion3(model: LoadedModel, p: PipelineParams)
   // ControlNet (StableDiffusion3ControlNetPipeline): residual feeds per step; zeros when the transformer takes residuals
   // but this job has no control image.
   const layout = sd3ControlLayout(info, model.unet, model.controlnet);
-  if (p.control && p.init) throw new BadRequestError('SD3 ControlNet works from text only: drop the init image (diffusers 0.30.3 has no SD3 ControlNet img2img).');
-  if (p.control && p.slg && p.slg.scale > 0) throw new BadRequestError('Skip-layer guidance cannot be combined with an SD3 ControlNet yet.');
   let control = null;
   if (p.control && layout) {
     if (!model.vaeEncoder) throw new BadRequestError(`${info.name} has no vae_encoder, which an SD3 ControlNet needs for its control image.`);
