@@ -62,8 +62,8 @@ export function sd3ControlLayout(info: ModelInfo, transformer: ModelGraph, contr
   }
   const layers = num(cfg, 'num_layers', inputs.length + 1);
   const interval = Math.floor(layers / outputs.length);
-  const feeds = [];
   if (interval < 1) throw new ModelFolderError(`${controlnet.path}: ${outputs.length} ControlNet blocks for a ${layers}-block transformer`);
+  const feeds: { input: string; output: string }[] = [];
   for (const { name, index } of inputs) {
     const k = Math.floor(index / interval);
     // diffusers indexes past the ControlNet's outputs here and fails too.
@@ -74,8 +74,9 @@ export function sd3ControlLayout(info: ModelInfo, transformer: ModelGraph, contr
 }
 
 /**
- * The control image's latents as diffusers 0.30.3 makes them: [0, 1] → [-1, 1], VAE-encoded once per model-batch row
- * (CFG doubles it) and sampled with ONE draw of torch's global RNG, × scaling_factor (0.30.3 applies no shift here).
+ * The control image's latents as diffusers 0.30.3 makes them: [0, 1] → [-1, 1], VAE-encoded (diffusers encodes the
+ * image repeated to the model batch, CFG included; one encoding sampled `rows` times is the same) and sampled with ONE
+ * draw of torch's global RNG for all rows, × scaling_factor (0.30.3 applies no shift here).
  * That global RNG is reproduced as a generator seeded with the job seed (torch.manual_seed(seed) before the call).
  */
 export async function controlLatents(vae: ModelGraph, unitImage: Tensor, rows: number, generator: TorchGenerator, scalingFactor: number): Promise<Tensor> {
