@@ -11,6 +11,7 @@ import { ClipTokenizer } from './text/clip-tokenizer.js';
 import { T5Tokenizer } from './text/t5-tokenizer.js';
 import { BertTokenizer } from './text/bert-tokenizer.js';
 import type { EncodedPrompt } from './text/clip-tokenizer.js';
+import { sd3ControlLayout } from './pipelines/sd3-controlnet.js';
 
 /** What the pipelines need of a prompt tokenizer (CLIP BPE, or BERT WordPiece in latent-diffusion folders). */
 export interface PromptTokenizer {
@@ -92,7 +93,10 @@ export async function loadModel(dir: string, providers: readonly Provider[] = ['
   if (!hasText) throw new ModelFolderError(`${info.dir}: missing text_encoder/ or tokenizer/`);
 
   if (textEncoder3) expectInputs(textEncoder3, ['input_ids']);
-  if (controlnet) {
+  if (info.family === 'sd3') {
+    // Throws when the transformer's residual inputs and the ControlNet's outputs cannot be connected.
+    sd3ControlLayout(info, unet, controlnet);
+  } else if (controlnet) {
     expectInputs(controlnet, ['sample', 'timestep', 'encoder_hidden_states', 'controlnet_cond', 'conditioning_scale']);
     for (const out of controlnet.outputs.keys()) {
       const target = out === 'mid_block' ? 'mid_block_additional_residual' : out;

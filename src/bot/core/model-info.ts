@@ -20,6 +20,7 @@ const PIPELINES: Record<string, { family: string; role: ModelRole }> = {
   StableDiffusionXLImg2ImgPipeline: { family: 'sdxl', role: 'refiner' },
   StableDiffusionXLInpaintPipeline: { family: 'sdxl', role: 'inpaint' },
   StableDiffusion3Pipeline: { family: 'sd3', role: 'base' },
+  StableDiffusion3ControlNetPipeline: { family: 'sd3', role: 'controlnet' },
 };
 
 function fromFolder(entry: ModelConfigEntry): ModelInfo {

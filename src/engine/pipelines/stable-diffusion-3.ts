@@ -1,6 +1,6 @@
 /**
- * Stable Diffusion 3 / 3.5 (MM-DiT, rectified flow): txt2img and img2img as diffusers' StableDiffusion3Pipeline and
- * StableDiffusion3Img2ImgPipeline (0.30.3).
+ * Stable Diffusion 3 / 3.5 (MM-DiT, rectified flow): txt2img, img2img and ControlNet as diffusers'
+ * StableDiffusion3Pipeline, StableDiffusion3Img2ImgPipeline and StableDiffusion3ControlNetPipeline (0.30.3).
  *
  *   CLIP-L + CLIP-G (penultimate layers, padded to the joint width) ‖ T5 along the sequence, pooled = both CLIP
  *   projections → flow-matching latents (16 channels) → transformer(x, σ·1000) → v-guidance → Euler/DPM++ step on σ
@@ -15,6 +15,7 @@ import { denoise, encodeClip, noiseSampler, randnPerImage, runDenoiser, startNoi
 import type { PipelineOutput, PipelineParams } from './types.js';
 import { BadRequestError } from '../../queue/job.js';
 import { num } from '../model-folder.js';
+import { controlFeeds, controlLatents, sd3ControlLayout } from './sd3-controlnet.js';
 
 interface Sd3Text {
   /** [1, 77 + L, joint] (77 + 77 zeros without T5). */
@@ -69,6 +70,8 @@ export async function runStableDiffusion3(model: LoadedModel, p: PipelineParams)
   const { info } = model;
   if (!model.textEncoder2 || !model.tokenizer2) throw new BadRequestError(`${info.name} lacks text_encoder_2/tokenizer_2, which SD3 needs.`);
   if (p.mask) throw new BadRequestError('Inpainting with SD3 is not supported yet.');
+  if (p.control && p.init) throw new BadRequestError('SD3 ControlNet works from text only: drop the init image (diffusers 0.30.3 has no SD3 ControlNet img2img).');
+  if (p.control && p.slg && p.slg.scale > 0) throw new BadRequestError('Skip-layer guidance cannot be combined with an SD3 ControlNet yet.');
   const joint = num(info.unetConfig, 'joint_attention_dim', 4096);
   const n = p.seeds.length;
   const latentShape = [info.latentChannels, p.height / info.vaeScaleFactor, p.width / info.vaeScaleFactor];
@@ -103,6 +106,18 @@ export async function runStableDiffusion3(model: LoadedModel, p: PipelineParams)
     if (s !== 1) latents = { data: latents.data.map((v) => Math.fround(v * s)), dims: latents.dims };
   }
 
+  // ControlNet (StableDiffusion3ControlNetPipeline): residual feeds per step; zeros when the transformer takes residuals
+  // but this job has no control image.
+  const layout = sd3ControlLayout(info, model.unet, model.controlnet);
+  let control = null;
+  if (p.control && layout) {
+    if (!model.vaeEncoder) throw new BadRequestError(`${info.name} has no vae_encoder, which an SD3 ControlNet needs for its control image.`);
+    const rows = n * (cfg ? 2 : 1);
+    const latents = await controlLatents(model.vaeEncoder, p.control.image, rows, new TorchGenerator(p.seeds[0]!), info.scalingFactor);
+    control = { latents, scale: p.control.scale, start: p.control.start, end: p.control.end };
+  }
+  const residuals = layout ? controlFeeds(layout, model.controlnet, control, { hidden, pooledDims: pooled.dims }, [latentShape[1]!, latentShape[2]!]) : null;
+
   // Exports with a `skip_layers` input (one 0/1 per joint block) get zeros on every ordinary call.
   const skipInput = model.unet.inputs.get('skip_layers');
   const numLayers = typeof skipInput?.shape[0] === 'number' ? skipInput.shape[0] : num(info.unetConfig, 'num_layers', 0);
@@ -118,19 +133,25 @@ export async function runStableDiffusion3(model: LoadedModel, p: PipelineParams)
   latents = await denoise({
     scheduler, timesteps, latents, guidance: p.guidance, guidanceRescale: p.guidanceRescale,
     noise: noiseSampler(generators, latentShape), signal: p.signal, timing, onStep: p.onStep,
-    model: (input, t) => runDenoiser(model.unet, 'hidden_states', 'out_hidden_states', input, t, (start, count) => ({
-      encoder_hidden_states: sliceBatch(hidden, start, count),
-      pooled_projections: sliceBatch(pooled, start, count),
-      ...noSkip,
-    })),
+    model: async (input, t, i) => {
+      const extra = residuals ? await residuals.step(input, t, i, timesteps.length) : null;
+      return runDenoiser(model.unet, 'hidden_states', 'out_hidden_states', input, t, (start, count) => ({
+        encoder_hidden_states: sliceBatch(hidden, start, count),
+        pooled_projections: sliceBatch(pooled, start, count),
+        ...noSkip,
+        ...extra?.(start, count),
+      }));
+    },
     // SD3.5's SkipLayerCFGDenoiser: strictly inside (start·N, end·N), v += scale·(v_cond − v_cond_skipped), run on
     // the conditional half only.
     refine: slg && cfg ? async ({ i, total, t, scaled, raw, pred }) => {
       if (!(i > slg.start * total && i < slg.end * total)) return;
       const condRows = (x: Tensor) => sliceBatch(x, n, n);
-      const skipped = await runDenoiser(model.unet, 'hidden_states', 'out_hidden_states', scaled, t, () => ({
+      const noControl = residuals?.none(n);
+      const skipped = await runDenoiser(model.unet, 'hidden_states', 'out_hidden_states', scaled, t, (start, count) => ({
         encoder_hidden_states: condRows(hidden), pooled_projections: condRows(pooled),
         skip_layers: { data: skipMask!, dims: [numLayers] },
+        ...noControl?.(start, count),
       }));
       const cond = raw.subarray(raw.length / 2);
       const s = f32(slg.scale);

@@ -8,7 +8,7 @@ import { RotatingBuffers, type Scheduler, type NoiseSampler } from '../sampling/
 import { noiseStream, type NoiseStream } from '../sampling/noise-stream.js';
 import { tiledDecode } from './tiled-decode.js';
 import { TorchGenerator } from '../sampling/torch-rng.js';
-import { catBatch, sliceBatch, type Tensor } from '../tensor.js';
+import { catBatch, repeatBatch, sliceBatch, type Tensor } from '../tensor.js';
 import { CancelledError } from '../../queue/job.js';
 
 const f32 = Math.fround;
@@ -116,24 +116,28 @@ export function noiseSampler(generators: readonly TorchGenerator[], perImage: re
 /**
  * VAE-encodes a [1, 3, H, W] image in [-1, 1] and samples the latent with `generator` (DiagonalGaussian: mean +
  * exp(0.5 * clamp(logvar, -30, 20)) * randn), then applies the scaling (and SD3 shift). Legacy exports that output a
- * pre-sampled `latent_sample` are used as they are: their randomness lives in the graph.
+ * pre-sampled `latent_sample` are used as they are: their randomness lives in the graph. `rows` > the image batch
+ * samples that many rows from the one encoding in a single draw, as sampling the encoded repeated batch would.
  */
 export async function vaeEncodeSample(
   vae: ModelGraph, image: Tensor, generator: TorchGenerator, scalingFactor: number, shiftFactor: number | null,
+  rows = image.dims[0]!,
 ): Promise<Tensor> {
   const out = await vae.run({ sample: image });
   let latent: Tensor;
   const params = out['latent_parameters'];
   if (params) {
-    const [n, c2, h, w] = params.dims as [number, number, number, number];
+    const [encoded, c2, h, w] = params.dims as [number, number, number, number];
+    const n = Math.max(rows, encoded);
     const c = c2 / 2;
     const plane = c * h * w;
     const noise = generator.randn([n, c, h, w]);
     const data = new Float32Array(n * plane);
     for (let b = 0; b < n; b++) {
+      const src = (b % encoded) * 2 * plane;
       for (let i = 0; i < plane; i++) {
-        const mean = params.data[b * 2 * plane + i]!;
-        const logvar = Math.min(Math.max(params.data[b * 2 * plane + plane + i]!, -30), 20);
+        const mean = params.data[src + i]!;
+        const logvar = Math.min(Math.max(params.data[src + plane + i]!, -30), 20);
         const std = f32(Math.exp(f32(0.5 * logvar)));
         data[b * plane + i] = f32(mean + f32(std * noise[b * plane + i]!));
       }
@@ -143,6 +147,7 @@ export async function vaeEncodeSample(
     const sample = out['latent_sample'];
     if (!sample) throw new Error(`${vae.path}: no latent_parameters or latent_sample output`);
     latent = { data: sample.data, dims: sample.dims };
+    if (rows > latent.dims[0]!) latent = repeatBatch(latent, rows / latent.dims[0]!);
   }
   const sf = f32(scalingFactor);
   const shift = shiftFactor === null ? null : f32(shiftFactor);
