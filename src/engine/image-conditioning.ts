@@ -8,7 +8,8 @@
  *   image_encoder/model.onnx                      pixel_values [B,3,H,W] -> image_embeds [B,D]
  *   feature_extractor/preprocessor_config.json   CLIPImageProcessor settings
  *   image_normalizer/mean_std.json               {"mean": [D numbers], "std": [D numbers]} (the float32 values of
- *                                                 StableUnCLIPImageNormalizer's `mean` / `std` parameters)
+ *                                                 StableUnCLIPImageNormalizer's `mean` / `std` parameters), or
+ *                                                 diffusers' own diffusion_pytorch_model.safetensors (mean, std [1, D])
  *   image_noising_scheduler/scheduler_config.json DDPMScheduler config (its alphas_cumprod noise the embeds)
  *   unet/model.onnx                              takes `class_labels` float32 [B, 2D]
  */
@@ -16,6 +17,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ModelFolderError, ModelGraph, type Provider } from './onnx/session.js';
 import { readJson } from './model-folder.js';
+import { readSafetensors } from './safetensors.js';
 import { clipPixelValues, clipProcessorConfig, type ClipProcessorConfig } from './image/clip-image-processor.js';
 import type { RgbImage } from './image/types.js';
 import { effectiveConfig } from './sampling/index.js';
@@ -43,7 +45,7 @@ export async function loadImageConditioning(dir: string, unet: ModelGraph, provi
   };
   const encoderPath = need(join('image_encoder', 'model.onnx'), 'the CLIP vision encoder');
   const processorPath = need(join('feature_extractor', 'preprocessor_config.json'), "the CLIP image processor's settings");
-  const normPath = need(join('image_normalizer', 'mean_std.json'), 'the normalizer\'s {"mean": [...], "std": [...]}');
+  const normPath = normalizerFile(dir);
   const noisingPath = need(join('image_noising_scheduler', 'scheduler_config.json'), 'the DDPM scheduler that noises the image embeds');
 
   let processor: ClipProcessorConfig;
@@ -52,9 +54,7 @@ export async function loadImageConditioning(dir: string, unet: ModelGraph, provi
   } catch (e) {
     throw e instanceof ModelFolderError ? e : new ModelFolderError(`${processorPath}: ${(e as Error).message}`);
   }
-  const norm = readJson(normPath);
-  const mean = numberArray(norm['mean'], normPath, 'mean');
-  const std = numberArray(norm['std'], normPath, 'std');
+  const { mean, std } = readNormalizer(normPath);
   if (mean.length !== std.length) throw new ModelFolderError(`${normPath}: "mean" has ${mean.length} values but "std" has ${std.length}`);
   if (std.some((v) => !(v > 0))) throw new ModelFolderError(`${normPath}: every "std" value must be positive`);
   const dim = mean.length;
@@ -80,6 +80,29 @@ export async function loadImageConditioning(dir: string, unet: ModelGraph, provi
     throw new ModelFolderError(`${unet.path}: "class_labels" has ${labelDim} dims; image embeds of ${dim} dims need ${2 * dim}`);
   }
   return { encoder, processor, mean, std, alphasCumprod: acp };
+}
+
+const NORMALIZER_FILES = ['mean_std.json', 'diffusion_pytorch_model.safetensors'] as const;
+
+function normalizerFile(dir: string): string {
+  const found = NORMALIZER_FILES.map((f) => join(dir, 'image_normalizer', f)).find((p) => existsSync(p));
+  if (!found) {
+    throw new ModelFolderError(`${dir}: has image_encoder/ (stable unCLIP) but no image_normalizer/mean_std.json (the normalizer's {"mean": [...], "std": [...]}) or image_normalizer/diffusion_pytorch_model.safetensors`);
+  }
+  return found;
+}
+
+function readNormalizer(path: string): { mean: Float32Array; std: Float32Array } {
+  if (path.endsWith('.json')) {
+    const norm = readJson(path);
+    return { mean: numberArray(norm['mean'], path, 'mean'), std: numberArray(norm['std'], path, 'std') };
+  }
+  try {
+    const t = readSafetensors(path, ['mean', 'std']);
+    return { mean: t.get('mean')!.data, std: t.get('std')!.data };
+  } catch (e) {
+    throw new ModelFolderError(`${path}: ${(e as Error).message}`);
+  }
 }
 
 function numberArray(v: unknown, path: string, key: string): Float32Array {

@@ -13,6 +13,7 @@ import { clipPixelValues } from '../../src/engine/image/clip-image-processor.js'
 import { decodeImage, readPngParameters } from '../../src/engine/image/index.js';
 import { encodeImage, noiseImageEmbeds, timestepEmbedding } from '../../src/engine/image-conditioning.js';
 import { TorchGenerator } from '../../src/engine/sampling/torch-rng.js';
+import { fromHalfBits, toHalfBits } from '../../src/engine/onnx/float16.js';
 import type { PipelineOutput } from '../../src/engine/pipelines/types.js';
 import { parseRequest } from '../../src/queue/job.js';
 import { caseRequest, FIXTURE_MODELS, flatten, loadCases, maxAbsDiff, rawRgb, worstRatio } from '../helpers/fixture-cases.js';
@@ -116,6 +117,24 @@ describe('stable unCLIP image variations reproduce diffusers', async () => {
   });
 });
 
+/** A .safetensors file of [1, D] tensors, written by hand to the format's spec. */
+function safetensors(tensors: Record<string, number[]>, dtype: 'F32' | 'F16'): Buffer {
+  const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
+  const parts: Buffer[] = [];
+  let offset = 0;
+  for (const [name, values] of Object.entries(tensors)) {
+    const f = Float32Array.from(values);
+    const raw = Buffer.from(dtype === 'F32' ? f.buffer : toHalfBits(f).buffer);
+    header[name] = { dtype, shape: [1, values.length], data_offsets: [offset, offset + raw.length] };
+    parts.push(raw);
+    offset += raw.length;
+  }
+  const json = Buffer.from(JSON.stringify(header));
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(json.length));
+  return Buffer.concat([len, json, ...parts]);
+}
+
 function copyFolder(): string {
   const dir = join(mkdtempSync(join(tmpdir(), 'unclip-')), MODEL);
   cpSync(DIR, dir, { recursive: true });
@@ -142,6 +161,29 @@ describe('stable unCLIP folder errors', () => {
     expect(String(await broken((d) => rmSync(join(d, 'image_noising_scheduler'), { recursive: true })))).toMatch(/no image_noising_scheduler\/scheduler_config\.json/);
     expect(String(await broken((d) => rmSync(join(d, 'feature_extractor'), { recursive: true })))).toMatch(/no feature_extractor\/preprocessor_config\.json/);
     expect(String(await broken((d) => rmSync(join(d, 'image_encoder', 'model.onnx'))))).toMatch(/no image_encoder\/model\.onnx/);
+  });
+
+  it("reads the normalizer from diffusers' own safetensors (F32, F16) when there is no mean_std.json", async () => {
+    const ref = JSON.parse(readFileSync(join(DIR, 'image_normalizer', 'mean_std.json'), 'utf8')) as { mean: number[]; std: number[] };
+    for (const dtype of ['F32', 'F16'] as const) {
+      const dir = copyFolder();
+      try {
+        rmSync(join(dir, 'image_normalizer', 'mean_std.json'));
+        writeFileSync(join(dir, 'image_normalizer', 'diffusion_pytorch_model.safetensors'), safetensors({ mean: ref.mean, std: ref.std }, dtype));
+        const m = await loadModel(dir);
+        const expected = (v: number[]) => (dtype === 'F32' ? Float32Array.from(v) : fromHalfBits(toHalfBits(Float32Array.from(v))));
+        expect(Array.from(m.imageConditioning!.mean)).toEqual(Array.from(expected(ref.mean)));
+        expect(Array.from(m.imageConditioning!.std)).toEqual(Array.from(expected(ref.std)));
+        await m.release();
+      } finally {
+        rmSync(join(dir, '..'), { recursive: true, force: true });
+      }
+    }
+    const bad = await broken((d) => {
+      rmSync(join(d, 'image_normalizer', 'mean_std.json'));
+      writeFileSync(join(d, 'image_normalizer', 'diffusion_pytorch_model.safetensors'), safetensors({ mean: [0] }, 'F32'));
+    });
+    expect(String(bad)).toMatch(/diffusion_pytorch_model\.safetensors: no tensor "std"/);
   });
 
   it('checks the normalizer against the encoder and the UNet', async () => {
