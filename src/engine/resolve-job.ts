@@ -29,7 +29,7 @@ export async function resolveJob(
   const needsInit = request.kind === 'img2img' || request.kind === 'inpaint' || request.kind === 'depth2img' || request.kind === 'upscale' || request.kind === 'variation';
   if (needsInit && !request.initImage) throw new BadRequestError(`A ${request.kind} job needs an image: attach one or reply to one.`);
   if (request.kind === 'inpaint' && !request.maskImage) throw new BadRequestError('Inpainting needs a mask image (white = repaint).');
-  // Stable unCLIP conditions on an image embedding: without an image there is nothing to condition on.
+  // A stable unCLIP UNet is conditioned on an image embedding (class_labels): it makes variations and nothing else.
   const embedsImage = model.imageConditioning !== null;
   if (embedsImage && request.kind !== 'variation') {
     throw new BadRequestError(`${info.name} is an image-variation model (stable unCLIP): it makes variations of an image (variation mode), not ${request.kind}.`);
