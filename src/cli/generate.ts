@@ -42,7 +42,8 @@ function float(v: string): number {
 
 export interface GenerateOptions {
   model: string;
-  prompt: string;
+  /** Required except for variation jobs (stable unCLIP conditions on the image; the prompt is optional). */
+  prompt?: string;
   negative?: string;
   seed?: string;
   steps?: number;
@@ -56,7 +57,7 @@ export interface GenerateOptions {
   strength?: number;
   mask?: string;
   out: string;
-  mode?: 'img2img' | 'inpaint' | 'depth' | 'upscale' | 'controlnet';
+  mode?: 'img2img' | 'inpaint' | 'depth' | 'upscale' | 'controlnet' | 'variation';
   depthMap?: string;
   noiseLevel?: number;
   controlImage?: string;
@@ -81,10 +82,11 @@ export interface GenerateOptions {
 
 /** Builds the request `sdbot generate` submits; the model id is the folder's name. */
 export function requestFromOptions(o: GenerateOptions): GenerationRequest {
+  if (o.prompt === undefined && o.mode !== 'variation') throw new InvalidArgumentError('--prompt is required (it is optional only with --mode variation)');
   const input: GenerationRequestInput = {
     kind: o.mode === 'depth' ? 'depth2img' : o.mode ?? (o.mask ? 'inpaint' : o.initImage ? 'img2img' : o.controlImage ? 'controlnet' : 'txt2img'),
     model: basename(resolve(o.model)),
-    prompt: o.prompt,
+    prompt: o.prompt ?? '',
     negativePrompt: o.negative ?? null,
     seed: o.seed ?? BigInt.asUintN(64, randomBytes(8).readBigUInt64BE()).toString(),
     sampler: (o.sampler as GenerationRequest['sampler']) ?? null,
@@ -175,7 +177,7 @@ export function registerGenerate(program: Command): void {
     .command('generate')
     .description('generate images from a model folder and write <seed+i>.png files')
     .requiredOption('--model <dir>', 'model folder (diffusers/Optimum ONNX layout)')
-    .requiredOption('--prompt <text>', 'prompt')
+    .option('--prompt <text>', 'prompt (optional with --mode variation)')
     .option('--negative <text>', 'negative prompt ("" is an explicit empty one)')
     .option('--seed <n>', 'seed, 0 … 2^64-1 (random when omitted)')
     .option('--steps <n>', 'denoising steps', int)
@@ -188,9 +190,9 @@ export function registerGenerate(program: Command): void {
     .option('--init-image <file>', 'start from this image (img2img)')
     .option('--strength <x>', 'img2img / inpaint denoising strength', float)
     .option('--mask <file>', 'inpaint mask (white = repaint); needs --init-image')
-    .addOption(new Option('--mode <mode>', 'what to do with the input image').choices(['img2img', 'inpaint', 'depth', 'upscale', 'controlnet']))
+    .addOption(new Option('--mode <mode>', 'what to do with the input image').choices(['img2img', 'inpaint', 'depth', 'upscale', 'controlnet', 'variation']))
     .option('--depth-map <file>', 'depth2img: use this depth map instead of the folder\'s estimator')
-    .option('--noise-level <n>', 'x4 upscaler: noise added to the input (0-350, default 20)', int)
+    .option('--noise-level <n>', 'x4 upscaler: noise added to the input (0-350, default 20); stable unCLIP variation: noise added to the image embedding (0-999, default 0)', int)
     .option('--control-image <file>', 'ControlNet conditioning image (edges, depth, …)')
     .addOption(new Option('--control <preprocessor>', 'derive the conditioning from the control image').choices(['none', 'canny']))
     .option('--control-scale <x>', 'ControlNet conditioning scale (default 1)', float)

@@ -104,6 +104,8 @@ export function isOnnxExportFile(path: string): boolean {
   if (path.startsWith('.') || path.includes('/.')) return false;
   if (/\.(onnx|onnx_data|onnx\.data|pb)$/i.test(path)) return true;
   if (/(^|\/)(model_index|config|scheduler_config|preprocessor_config|tokenizer_config|tokenizer|special_tokens_map|vocab|added_tokens)\.json$/.test(path)) return true;
+  // Stable unCLIP's normalizer is two small vectors, stored as JSON or as diffusers saved them.
+  if (/(^|\/)image_normalizer\/(mean_std\.json|diffusion_pytorch_model\.safetensors)$/.test(path)) return true;
   return /(^|\/)(merges\.txt|spiece\.model|vocab\.txt)$/.test(path);
 }
 

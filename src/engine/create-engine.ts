@@ -11,6 +11,7 @@ import { runSdxlWithRefiner, runStableDiffusionXL } from './pipelines/stable-dif
 import { runUpscaleX4 } from './pipelines/upscale-x4.js';
 import { runDepth2Img } from './pipelines/depth2img.js';
 import { runStableDiffusion3 } from './pipelines/stable-diffusion-3.js';
+import { runImageVariation } from './pipelines/image-variation.js';
 import type { PipelineOutput, PipelineParams } from './pipelines/types.js';
 import type { Tensor } from './tensor.js';
 import { encodePng, latentPreview, requestInfotext, tensorToImages, type LatentFamily } from './image/index.js';
@@ -67,7 +68,7 @@ export async function createEngine(options: EngineOptions = {}): Promise<LocalEn
     const images: GeneratedImage[] = [];
     for (let i = 0; i < pixels.length; i++) {
       const seed = params.seeds[i]!.toString();
-      const text = requestInfotext(request, { seed, width, height, steps: params.steps, sampler, guidance: params.guidance });
+      const text = requestInfotext(request, { seed, width, height, steps: params.steps, sampler, guidance: params.guidance, ...out.infotext });
       images.push({ seed, width, height, png: await encodePng(pixels[i]!, width, height, text) });
     }
     const totalMs = performance.now() - started;
@@ -113,6 +114,8 @@ export async function createEngine(options: EngineOptions = {}): Promise<LocalEn
 async function runPipeline(model: LoadedModel, params: PipelineParams): Promise<PipelineOutput> {
   switch (model.info.family) {
     case 'sd':
+      // A folder with an image encoder is stable unCLIP (resolve-job lets only variation jobs through to it).
+      if (model.imageConditioning) return runImageVariation(model, params);
       // A UNet with one channel beyond the latents is depth-conditioned (stable-diffusion-2-depth).
       return model.info.unetInChannels === model.info.latentChannels + 1 ? runDepth2Img(model, params) : runStableDiffusion(model, params);
     case 'sdxl':

@@ -12,6 +12,7 @@ import { T5Tokenizer } from './text/t5-tokenizer.js';
 import { BertTokenizer } from './text/bert-tokenizer.js';
 import type { EncodedPrompt } from './text/clip-tokenizer.js';
 import { sd3ControlLayout } from './pipelines/sd3-controlnet.js';
+import { loadImageConditioning, type ImageConditioning } from './image-conditioning.js';
 
 /** What the pipelines need of a prompt tokenizer (CLIP BPE, or BERT WordPiece in latent-diffusion folders). */
 export interface PromptTokenizer {
@@ -33,6 +34,8 @@ export interface LoadedModel {
   tokenizer3: T5Tokenizer | null;
   /** A separate ControlNet graph whose residuals the UNet takes as extra inputs. */
   controlnet: ModelGraph | null;
+  /** Stable unCLIP's image encoder, normalizer and noising schedule, when the folder has `image_encoder/`. */
+  imageConditioning: ImageConditioning | null;
   release(): Promise<void>;
 }
 
@@ -103,9 +106,11 @@ export async function loadModel(dir: string, providers: readonly Provider[] = ['
       if (!unet.has(target)) throw new ModelFolderError(`${unet.path}: the ControlNet outputs "${out}" but the UNet has no input "${target}"`);
     }
   }
-  const graphs = [unet, vaeDecoder, vaeEncoder, textEncoder, textEncoder2, textEncoder3, controlnet].filter((g): g is ModelGraph => g !== null);
+  const imageConditioning = info.components.has('image_encoder') ? await loadImageConditioning(info.dir, unet, providers) : null;
+  const graphs = [unet, vaeDecoder, vaeEncoder, textEncoder, textEncoder2, textEncoder3, controlnet, imageConditioning?.encoder ?? null]
+    .filter((g): g is ModelGraph => g !== null);
   return {
-    info, unet, vaeDecoder, vaeEncoder, textEncoder, textEncoder2, tokenizer, tokenizer2, textEncoder3, tokenizer3, controlnet,
+    info, unet, vaeDecoder, vaeEncoder, textEncoder, textEncoder2, tokenizer, tokenizer2, textEncoder3, tokenizer3, controlnet, imageConditioning,
     release: async () => {
       await Promise.all(graphs.map((g) => g.release()));
     },

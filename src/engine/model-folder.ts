@@ -56,7 +56,7 @@ function optionalJson(path: string): JsonObject {
 const COMPONENTS = [
   'text_encoder', 'text_encoder_2', 'text_encoder_3', 'tokenizer', 'tokenizer_2', 'tokenizer_3', 'unet', 'transformer',
   'vae_encoder', 'vae_decoder', 'scheduler', 'low_res_scheduler', 'controlnet', 'depth_estimator', 'feature_extractor',
-  'vqvae_decoder', 'bert',
+  'vqvae_decoder', 'bert', 'image_encoder', 'image_normalizer', 'image_noising_scheduler',
 ] as const;
 
 export function num(obj: JsonObject, key: string, fallback: number): number {

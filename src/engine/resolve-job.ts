@@ -29,6 +29,11 @@ export async function resolveJob(
   const needsInit = request.kind === 'img2img' || request.kind === 'inpaint' || request.kind === 'depth2img' || request.kind === 'upscale' || request.kind === 'variation';
   if (needsInit && !request.initImage) throw new BadRequestError(`A ${request.kind} job needs an image: attach one or reply to one.`);
   if (request.kind === 'inpaint' && !request.maskImage) throw new BadRequestError('Inpainting needs a mask image (white = repaint).');
+  // A stable unCLIP UNet is conditioned on an image embedding (class_labels): it makes variations and nothing else.
+  const embedsImage = model.imageConditioning !== null;
+  if (embedsImage && request.kind !== 'variation') {
+    throw new BadRequestError(`${info.name} is an image-variation model (stable unCLIP): it makes variations of an image (variation mode), not ${request.kind}.`);
+  }
 
   // A txt2img request ignores stray attachments rather than silently becoming img2img at full strength.
   const useImages = request.kind !== 'txt2img';
@@ -36,10 +41,12 @@ export async function resolveJob(
   const init = initBytes ? await decodeImage(initBytes) : null;
 
   // Size: the request's, else the init image's (floored to the VAE's multiple, as diffusers' image processor does),
-  // else the model's default.
-  let width = request.width ?? (init ? init.width - (init.width % mult) : info.defaultWidth);
-  let height = request.height ?? (init ? init.height - (init.height % mult) : info.defaultHeight);
-  if (request.width === null && request.height === null && init && (width > MAX_SIDE || height > MAX_SIDE)) {
+  // else the model's default. An unCLIP variation does not start from the image's pixels: the model's default, as
+  // diffusers.
+  const sizeFrom = embedsImage ? null : init;
+  let width = request.width ?? (sizeFrom ? sizeFrom.width - (sizeFrom.width % mult) : info.defaultWidth);
+  let height = request.height ?? (sizeFrom ? sizeFrom.height - (sizeFrom.height % mult) : info.defaultHeight);
+  if (request.width === null && request.height === null && sizeFrom && (width > MAX_SIDE || height > MAX_SIDE)) {
     const s = MAX_SIDE / Math.max(width, height);
     width = Math.floor((width * s) / mult) * mult;
     height = Math.floor((height * s) / mult) * mult;
@@ -63,7 +70,7 @@ export async function resolveJob(
 
   let initTensor = null;
   let maskTensor = null;
-  if (init) {
+  if (init && !embedsImage) {
     // diffusers' VaeImageProcessor resamples with LANCZOS; the x4 upscaler's processor is configured for bicubic.
     const filter = info.family === 'upscale' ? 'bicubic' : 'lanczos';
     const rgb = init.width === width && init.height === height ? init.rgb : resizeRgb(init.rgb, init.width, init.height, { width, height }, filter);

@@ -89,8 +89,11 @@ export const generationRequestSchema = z.object({
   controlScale: z.number().min(0).max(2).default(1),
   controlStart: z.number().min(0).max(1).default(0),
   controlEnd: z.number().min(0).max(1).default(1),
-  /** x4 upscaler noise level. */
-  noiseLevel: z.number().int().min(0).max(350).default(20),
+  /**
+   * Noise added to the conditioning: the x4 upscaler's low-res image (0-350) or stable unCLIP's image embedding (0-999,
+   * variation jobs). null = the pipeline's default (20 for the upscaler, 0 for unCLIP, as diffusers).
+   */
+  noiseLevel: z.number().int().min(0).max(999).nullable().default(null),
   refiner: z
     .object({ model: z.string().min(1), switchAt: z.number().min(0).max(1).default(0.8) })
     .nullable()

@@ -38,6 +38,20 @@ describe('sdbot generate', () => {
     expect(params).toMatch(/Steps: 10, Sampler: Euler a, .*CFG scale: 7.5, Seed: 42, Size: 64x64/);
   });
 
+  it('--mode variation on a stable unCLIP folder: no prompt needed, --noise-level reaches the embedding', async () => {
+    const { stdout } = await sdbot([
+      'generate', '--model', join(FIXTURE_MODELS, 'tiny-sd21-unclip'), '--mode', 'variation', '--init-image', join(FIXTURE_MODELS, 'init_64.png'),
+      '--noise-level', '600', '--seed', '3', '--steps', '8', '--cfg', '1', '--width', '48', '--height', '64', '--out', out,
+    ]);
+    const summary = JSON.parse(stdout.trim().split('\n').at(-1)!) as { files: string[] };
+    const ours = await rawRgb(summary.files[0]!);
+    const ref = await rawRgb(join(FIXTURE_MODELS, 'unclip_nocfg_nl600_0.png'));
+    expect(maxAbsDiff(ours.data, ref.data)).toBeLessThanOrEqual(2);
+    expect(readPngParameters(readFileSync(summary.files[0]!))).toMatch(/Noise level: 600/);
+    const noPrompt = sdbot(['generate', '--model', join(FIXTURE_MODELS, 'tiny-sd15'), '--out', out]);
+    await expect(noPrompt).rejects.toMatchObject({ stderr: expect.stringMatching(/--prompt is required/) });
+  });
+
   it('fails with a clear message on a bad size', async () => {
     const p = sdbot(['generate', '--model', join(FIXTURE_MODELS, 'tiny-sd15'), '--prompt', 'x', '--width', '60', '--height', '64', '--out', out]);
     await expect(p).rejects.toMatchObject({ stderr: expect.stringMatching(/multiples of 8/) });

@@ -47,7 +47,7 @@ describe('sdbot models', () => {
   });
 
   it('picks the files an ONNX pipeline needs', () => {
-    expect(['model_index.json', 'unet/model.onnx', 'unet/model.onnx_data', 'tokenizer/merges.txt', 'text_encoder_3/spiece.model', 'scheduler/scheduler_config.json'].every(isOnnxExportFile)).toBe(true);
+    expect(['model_index.json', 'unet/model.onnx', 'unet/model.onnx_data', 'tokenizer/merges.txt', 'text_encoder_3/spiece.model', 'scheduler/scheduler_config.json', 'image_normalizer/mean_std.json', 'image_normalizer/diffusion_pytorch_model.safetensors'].every(isOnnxExportFile)).toBe(true);
     expect(['unet/diffusion_pytorch_model.safetensors', '.gitattributes', 'README.md', 'sample.png', 'vae/diffusion_pytorch_model.bin'].some(isOnnxExportFile)).toBe(false);
   });
 

@@ -53,7 +53,7 @@ function folderSampler(model: string): [SamplerName, ScheduleName] {
 export function caseRequest(c: FixtureCase): GenerationRequestInput {
   const sampler = c.sampler === null ? folderSampler(c.model) : UI_SAMPLERS[c.sampler];
   if (sampler === undefined) throw new Error(`unmapped fixture sampler ${c.sampler}`);
-  const kinds: Record<string, GenerationRequestInput['kind']> = { txt2img: 'txt2img', img2img: 'img2img', inpaint: 'inpaint', upscale: 'upscale', depth2img: 'depth2img', controlnet: 'controlnet', refiner_handoff: 'txt2img' };
+  const kinds: Record<string, GenerationRequestInput['kind']> = { txt2img: 'txt2img', img2img: 'img2img', inpaint: 'inpaint', upscale: 'upscale', depth2img: 'depth2img', controlnet: 'controlnet', refiner_handoff: 'txt2img', variation: 'variation' };
   const file = (name: string | undefined) => (name ? { kind: 'file' as const, path: join(FIXTURE_MODELS, name) } : null);
   return {
     kind: kinds[c.pipeline] ?? 'txt2img',

@@ -112,6 +112,17 @@ export async function followUpRequest(action: ButtonAction, original: Generation
     case 'vary_strong': {
       const png = await pickImage(original, index, ctx);
       const size = await imageSize(png);
+      // V1–V4 use an image-variation model (stable unCLIP) when a worker holds one: it re-imagines the picture from
+      // its CLIP embedding instead of repainting its pixels. Vary (Subtle/Strong) keep img2img: they are about strength.
+      const unclip = action.action === 'variation' ? ctx.catalog.findRole('variation', family) : undefined;
+      if (unclip) {
+        return {
+          ...imageJob(original, ctx.origin), kind: 'variation', model: unclip, initImage: await ctx.putInput(png),
+          seed: ctx.randomSeed(), width: size.width, height: size.height, noiseLevel: null,
+          // Another model, maybe another family: its own sampler and defaults, not the original's.
+          sampler: null, schedule: 'default', steps: null, guidance: null,
+        };
+      }
       const strength = action.action === 'vary_subtle' ? 0.35 : action.action === 'vary_strong' ? 0.7 : 0.6;
       return {
         ...imageJob(original, ctx.origin), kind: 'img2img', model: baseModel(original, ctx.catalog), initImage: await ctx.putInput(png),

@@ -95,6 +95,10 @@ export interface ResolvedImageParams {
   steps: number;
   sampler: SamplerName;
   guidance: number;
+  /** The noise level a pipeline used (x4 upscaler, stable unCLIP). */
+  noiseLevel?: number;
+  /** Overrides the strength the request implies; null = the pipeline used none (unCLIP variations). */
+  denoisingStrength?: number | null;
 }
 
 const STRENGTH_KINDS = new Set<GenerationRequest['kind']>(['img2img', 'inpaint', 'depth2img', 'variation']);
@@ -107,7 +111,8 @@ export function requestInfotext(req: GenerationRequest, r: ResolvedImageParams):
     extra['Variation seed'] = req.variationSeed;
     extra['Variation seed strength'] = req.variationStrength;
   }
-  if (req.kind === 'upscale') extra['Noise level'] = req.noiseLevel;
+  const noiseLevel = r.noiseLevel ?? (req.kind === 'upscale' ? req.noiseLevel : null);
+  if (noiseLevel !== null) extra['Noise level'] = noiseLevel;
   if (req.kind === 'controlnet') {
     // The ControlNet extension's field shape: one quoted "Key: value, …" group per unit.
     extra['ControlNet 0'] = `Weight: ${req.controlScale}, Guidance Start: ${req.controlStart}, Guidance End: ${req.controlEnd}`;
@@ -127,7 +132,7 @@ export function requestInfotext(req: GenerationRequest, r: ResolvedImageParams):
     width: r.width,
     height: r.height,
     model: req.model,
-    denoisingStrength: STRENGTH_KINDS.has(req.kind) && req.initImage ? req.strength : null,
+    denoisingStrength: r.denoisingStrength !== undefined ? r.denoisingStrength : STRENGTH_KINDS.has(req.kind) && req.initImage ? req.strength : null,
     extra,
   });
 }

@@ -42,8 +42,9 @@ export interface PipelineParams {
   /** SD3 text: T5 on/off and its sequence length. */
   useT5?: boolean;
   maxSequenceLength?: number;
-  /** x4 upscaler: noise added to the low-res image (0 … max_noise_level). */
-  noiseLevel?: number;
+  /** x4 upscaler: noise added to the low-res image (0 … max_noise_level); stable unCLIP: noise added to the image
+   * embedding (0 … num_train_timesteps - 1). null/undefined = the pipeline's default (20 / 0). */
+  noiseLevel?: number | null;
   signal?: AbortSignal | undefined;
   onStep?: ((step: number, total: number, latents: Tensor) => void) | undefined;
 }
@@ -55,4 +56,6 @@ export interface PipelineOutput {
   images: Tensor;
   notes: string[];
   timings: { textMs: number; denoiseMs: number; unetMs: number; decodeMs: number };
+  /** Settings the pipeline resolved itself, for the images' infotext (denoisingStrength null = none was used). */
+  infotext?: { noiseLevel?: number; denoisingStrength?: number | null };
 }

@@ -74,5 +74,5 @@ export async function runUpscaleX4(model: LoadedModel, p: PipelineParams): Promi
   const denoiseMs = performance.now() - t0;
   t0 = performance.now();
   const images = await vaeDecode(model.vaeDecoder, latents, info.scalingFactor, info.shiftFactor, info.vaeScaleFactor);
-  return { latents, images, notes, timings: { textMs, denoiseMs, unetMs: timing.unetMs, decodeMs: performance.now() - t0 } };
+  return { latents, images, notes, timings: { textMs, denoiseMs, unetMs: timing.unetMs, decodeMs: performance.now() - t0 }, infotext: { noiseLevel } };
 }
