@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine } from '../../src/engine/create-engine.js';
-import { decodeImage } from '../../src/engine/image/index.js';
-import { MAX_PAN_ASPECT, outpaintCanvas, outpaintPads } from '../../src/engine/image/outpaint.js';
+import { decodeImage, readPngParameters } from '../../src/engine/image/index.js';
+import { describeOutpaint, MAX_PAN_ASPECT, outpaintCanvas, outpaintPads } from '../../src/engine/image/outpaint.js';
 import type { PipelineOutput } from '../../src/engine/pipelines/types.js';
 import { BadRequestError, outpaintSchema, parseRequest, type OutpaintSpec } from '../../src/queue/job.js';
 import { caseRequest, FIXTURE_MODELS, flatten, maxAbsDiff, rawRgb, worstRatio, type FixtureCase } from '../helpers/fixture-cases.js';
@@ -111,6 +111,7 @@ describe('outpainting reproduces diffusers', async () => {
         expect([ours.width, ours.height]).toEqual([c.width, c.height]);
         expect(maxAbsDiff(ours.data, ref.data)).toBeLessThanOrEqual(2);
       }
+      expect(readPngParameters(result.images[0]!.png)).toContain(describeOutpaint(request.outpaint!));
     });
   }
 
