@@ -7,7 +7,9 @@ import { basename, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createEngine } from '../engine/create-engine.js';
-import { generationRequestSchema, SAMPLERS, SCHEDULES, seedForImage, type GenerationRequest, type GenerationRequestInput } from '../queue/job.js';
+import {
+  generationRequestSchema, OUTPAINT_PANS, SAMPLERS, SCHEDULES, seedForImage, type GenerationRequest, type GenerationRequestInput, type OutpaintPan,
+} from '../queue/job.js';
 import { submitAndWait } from '../queue/submit.js';
 
 function int(v: string): number {
@@ -32,6 +34,13 @@ function intList(v: string): number[] {
   const parts = v.split(',').map((x) => Number(x.trim()));
   if (parts.some((x) => !Number.isInteger(x) || x < 0)) throw new InvalidArgumentError('expected block numbers, e.g. 7,8,9');
   return parts;
+}
+
+function pads(v: string): { left: number; right: number; top: number; bottom: number } {
+  const parts = v.split(',').map((x) => Number(x.trim()));
+  if (parts.length !== 4 || parts.some((x) => !Number.isInteger(x) || x < 0)) throw new InvalidArgumentError('expected LEFT,RIGHT,TOP,BOTTOM pixels, e.g. 0,256,0,0');
+  const [left, right, top, bottom] = parts as [number, number, number, number];
+  return { left, right, top, bottom };
 }
 
 function float(v: string): number {
@@ -76,6 +85,11 @@ export interface GenerateOptions {
   /** SD3: T5 sequence length, or no T5 at all. */
   maxSequenceLength?: number;
   t5?: boolean;
+  /** Outpainting (one of the three): pixels per side, a zoom-out factor, or a pan direction. */
+  outpaint?: { left: number; right: number; top: number; bottom: number };
+  zoomOut?: number;
+  pan?: OutpaintPan;
+  outpaintOverlap?: number;
   /** Submit through a deployment's queue instead of running in-process. */
   queue?: string;
 }
@@ -83,8 +97,9 @@ export interface GenerateOptions {
 /** Builds the request `sdbot generate` submits; the model id is the folder's name. */
 export function requestFromOptions(o: GenerateOptions): GenerationRequest {
   if (o.prompt === undefined && o.mode !== 'variation') throw new InvalidArgumentError('--prompt is required (it is optional only with --mode variation)');
+  const outpaint = outpaintFromOptions(o);
   const input: GenerationRequestInput = {
-    kind: o.mode === 'depth' ? 'depth2img' : o.mode ?? (o.mask ? 'inpaint' : o.initImage ? 'img2img' : o.controlImage ? 'controlnet' : 'txt2img'),
+    kind: o.mode === 'depth' ? 'depth2img' : o.mode ?? (o.mask || outpaint ? 'inpaint' : o.initImage ? 'img2img' : o.controlImage ? 'controlnet' : 'txt2img'),
     model: basename(resolve(o.model)),
     prompt: o.prompt ?? '',
     negativePrompt: o.negative ?? null,
@@ -96,9 +111,10 @@ export function requestFromOptions(o: GenerateOptions): GenerationRequest {
     count: o.count ?? 1,
     width: o.width ?? null,
     height: o.height ?? null,
-    ...(o.strength !== undefined ? { strength: o.strength } : o.mask ? { strength: 1 } : {}),
+    ...(o.strength !== undefined ? { strength: o.strength } : o.mask || outpaint ? { strength: 1 } : {}),
     initImage: o.initImage ? { kind: 'file', path: resolve(o.initImage) } : null,
     maskImage: o.mask ? { kind: 'file', path: resolve(o.mask) } : null,
+    outpaint,
     depthImage: o.depthMap ? { kind: 'file', path: resolve(o.depthMap) } : null,
     controlImage: o.controlImage ? { kind: 'file', path: resolve(o.controlImage) } : null,
     controlPreprocess: o.control ?? 'none',
@@ -118,6 +134,21 @@ export function requestFromOptions(o: GenerateOptions): GenerationRequest {
   const parsed = generationRequestSchema.safeParse(input);
   if (!parsed.success) throw new InvalidArgumentError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
   return parsed.data;
+}
+
+/** --outpaint / --zoom-out / --pan as the job's outpaint spec (null when none is given). */
+function outpaintFromOptions(o: GenerateOptions): GenerationRequestInput['outpaint'] {
+  const given = [o.outpaint, o.zoomOut, o.pan].filter((x) => x !== undefined).length;
+  if (given === 0) {
+    if (o.outpaintOverlap !== undefined) throw new InvalidArgumentError('--outpaint-overlap goes with --outpaint, --zoom-out or --pan');
+    return null;
+  }
+  if (given > 1) throw new InvalidArgumentError('give one of --outpaint, --zoom-out and --pan');
+  if (!o.initImage) throw new InvalidArgumentError('outpainting needs --init-image (the picture to extend)');
+  const overlap = o.outpaintOverlap !== undefined ? { overlap: o.outpaintOverlap } : {};
+  if (o.zoomOut !== undefined) return { zoom: o.zoomOut, ...overlap };
+  if (o.pan !== undefined) return { pan: o.pan, ...overlap };
+  return { ...o.outpaint!, ...overlap };
 }
 
 export async function runGenerate(o: GenerateOptions): Promise<Record<string, unknown>> {
@@ -190,6 +221,10 @@ export function registerGenerate(program: Command): void {
     .option('--init-image <file>', 'start from this image (img2img)')
     .option('--strength <x>', 'img2img / inpaint denoising strength', float)
     .option('--mask <file>', 'inpaint mask (white = repaint); needs --init-image')
+    .option('--outpaint <L,R,T,B>', 'outpaint: extend the init image by these pixels per side (multiples of 8)', pads)
+    .option('--zoom-out <factor>', 'outpaint: zoom out by this factor (e.g. 1.5 or 2), keeping the image size', float)
+    .addOption(new Option('--pan <side>', 'outpaint: extend the init image by half its length on this side').choices(OUTPAINT_PANS))
+    .option('--outpaint-overlap <px>', 'outpaint: source pixels along the new edges that are repainted too (default 8)', int)
     .addOption(new Option('--mode <mode>', 'what to do with the input image').choices(['img2img', 'inpaint', 'depth', 'upscale', 'controlnet', 'variation']))
     .option('--depth-map <file>', 'depth2img: use this depth map instead of the folder\'s estimator')
     .option('--noise-level <n>', 'x4 upscaler: noise added to the input (0-350, default 20); stable unCLIP variation: noise added to the image embedding (0-999, default 0)', int)

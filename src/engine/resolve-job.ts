@@ -6,7 +6,10 @@ import type { LoadedModel } from './loaded-model.js';
 import type { PipelineParams } from './pipelines/types.js';
 import { defaultsFor } from './defaults.js';
 import { nearestBucket } from './sdxl-buckets.js';
-import { cannyEdges, decodeImage, decodeMask, imageToTensor, loadImageRef, maskToTensor, resizeRgb, rgbToGray } from './image/index.js';
+import {
+  cannyEdges, decodeImage, decodeMask, describeOutpaint, imageToTensor, loadImageRef, maskToTensor, outpaintCanvas, outpaintPads,
+  resizeGray, resizeRgb, rgbToGray, type RgbImage,
+} from './image/index.js';
 import { BadRequestError, seedForImage, type GenerationRequest, type ImageRef } from '../queue/job.js';
 
 /** Largest side the engine accepts, and the pixel budget: beyond them a UNet step on a chat bot's GPU takes too long. */
@@ -28,7 +31,12 @@ export async function resolveJob(
 
   const needsInit = request.kind === 'img2img' || request.kind === 'inpaint' || request.kind === 'depth2img' || request.kind === 'upscale' || request.kind === 'variation';
   if (needsInit && !request.initImage) throw new BadRequestError(`A ${request.kind} job needs an image: attach one or reply to one.`);
-  if (request.kind === 'inpaint' && !request.maskImage) throw new BadRequestError('Inpainting needs a mask image (white = repaint).');
+  if (request.outpaint) {
+    if (request.kind !== 'inpaint') throw new BadRequestError('Outpainting is an inpaint job: send it as kind "inpaint".');
+    if (request.maskImage) throw new BadRequestError('An outpaint job makes its own mask: leave the mask out.');
+  } else if (request.kind === 'inpaint' && !request.maskImage) {
+    throw new BadRequestError('Inpainting needs a mask image (white = repaint).');
+  }
   // A stable unCLIP UNet is conditioned on an image embedding (class_labels): it makes variations and nothing else.
   const embedsImage = model.imageConditioning !== null;
   if (embedsImage && request.kind !== 'variation') {
@@ -38,12 +46,22 @@ export async function resolveJob(
   // A txt2img request ignores stray attachments rather than silently becoming img2img at full strength.
   const useImages = request.kind !== 'txt2img';
   const initBytes = useImages && request.initImage ? await readRef(request.initImage, fetchInput) : null;
-  const init = initBytes ? await decodeImage(initBytes) : null;
+  const source = initBytes ? await decodeImage(initBytes) : null;
+  // Outpainting: the init image becomes the larger canvas and the mask is built here (white = the new area).
+  let init: RgbImage | null = source;
+  let outpaintMask: Uint8Array | null = null;
+  if (source && request.outpaint) {
+    const pads = outpaintPads(request.outpaint, source.width, source.height, MAX_SIDE);
+    const built = outpaintCanvas(source, pads, request.outpaint.overlap);
+    init = built.canvas;
+    outpaintMask = built.mask;
+    notes.push(`Outpainting (${describeOutpaint(request.outpaint)}): ${source.width}×${source.height} → ${init.width}×${init.height} canvas.`);
+  }
 
   // Size: the request's, else the init image's (floored to the VAE's multiple, as diffusers' image processor does),
-  // else the model's default. An unCLIP variation does not start from the image's pixels: the model's default, as
-  // diffusers.
-  const sizeFrom = embedsImage ? null : init;
+  // else the model's default. A zoom-out keeps the source's size: the larger canvas is shrunk into it. An unCLIP
+  // variation does not start from the image's pixels: the model's default, as diffusers.
+  const sizeFrom = embedsImage ? null : source && request.outpaint && 'zoom' in request.outpaint ? source : init;
   let width = request.width ?? (sizeFrom ? sizeFrom.width - (sizeFrom.width % mult) : info.defaultWidth);
   let height = request.height ?? (sizeFrom ? sizeFrom.height - (sizeFrom.height % mult) : info.defaultHeight);
   if (request.width === null && request.height === null && sizeFrom && (width > MAX_SIDE || height > MAX_SIDE)) {
@@ -76,7 +94,11 @@ export async function resolveJob(
     const rgb = init.width === width && init.height === height ? init.rgb : resizeRgb(init.rgb, init.width, init.height, { width, height }, filter);
     initTensor = { data: imageToTensor(rgb, width, height), dims: [1, 3, height, width] };
   }
-  if (useImages && request.maskImage) {
+  if (outpaintMask && init) {
+    // As diffusers' mask processor: LANCZOS to the output size, then binarised.
+    const m = init.width === width && init.height === height ? outpaintMask : resizeGray(outpaintMask, init.width, init.height, { width, height }, 'lanczos');
+    maskTensor = { data: maskToTensor(m, width, height), dims: [1, 1, height, width] };
+  } else if (useImages && request.maskImage) {
     const maskBytes = await readRef(request.maskImage, fetchInput);
     const mask = await decodeMask(maskBytes, width, height);
     if (mask.resized) {

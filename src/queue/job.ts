@@ -40,6 +40,34 @@ export type ImageRef = z.infer<typeof imageRefSchema>;
 
 const sizeSchema = z.object({ width: z.number().int().positive(), height: z.number().int().positive() });
 
+/** Pixels added on one side of an outpaint canvas (at the source image's scale). */
+const outpaintPadSchema = z.number().int().min(0).max(2048).refine((v) => v % 8 === 0, 'outpaint padding must be a multiple of 8 pixels');
+/** Pixels of the source along each extended side that are repainted too, so the seam blends. */
+const outpaintOverlapSchema = z.number().int().min(0).max(256).default(8);
+
+export const OUTPAINT_PANS = ['left', 'right', 'up', 'down'] as const;
+export type OutpaintPan = (typeof OUTPAINT_PANS)[number];
+
+/**
+ * Outpainting on an inpaint job: the engine places the init image inside a larger canvas, fills the new area by
+ * extending the edge pixels outward, masks the new area (plus `overlap` pixels into the source) and inpaints.
+ * Three forms: explicit padding in pixels; `zoom` (the canvas grows by that factor around the centre and the output
+ * keeps the source's size, Midjourney's Zoom Out); `pan` (one side grows by half the image's length along it).
+ */
+export const outpaintSchema = z.union([
+  z.object({ zoom: z.number().gt(1).max(4), overlap: outpaintOverlapSchema }).strict(),
+  z.object({ pan: z.enum(OUTPAINT_PANS), overlap: outpaintOverlapSchema }).strict(),
+  z
+    .object({
+      left: outpaintPadSchema.default(0), right: outpaintPadSchema.default(0),
+      top: outpaintPadSchema.default(0), bottom: outpaintPadSchema.default(0),
+      overlap: outpaintOverlapSchema,
+    })
+    .strict()
+    .refine((p) => p.left + p.right + p.top + p.bottom > 0, 'outpaint needs at least one side to extend'),
+]);
+export type OutpaintSpec = z.infer<typeof outpaintSchema>;
+
 export const originSchema = z.object({
   platform: z.enum(['discord', 'slack', 'web', 'cli']),
   /** Discord guild / Slack team; absent for DMs and the CLI. */
@@ -82,6 +110,8 @@ export const generationRequestSchema = z.object({
   strength: z.number().min(0).max(1).default(0.75),
   initImage: imageRefSchema.nullable().default(null),
   maskImage: imageRefSchema.nullable().default(null),
+  /** Inpaint jobs: extend the init image instead of repainting inside it (the engine builds canvas and mask). */
+  outpaint: outpaintSchema.nullable().default(null),
   depthImage: imageRefSchema.nullable().default(null),
   controlImage: imageRefSchema.nullable().default(null),
   /** Turn the control image into the conditioning first: `canny` edges, or `none` when it already is one. */

@@ -94,16 +94,12 @@ describe('Discord buttons, attachments, reply-with-image, Remix and admin', () =
     expect(h.fake.messages.has(message.id)).toBe(false);
   });
 
-  it('Zoom out makes an inpaint job on the inpaint model with a bordered mask', async () => {
+  it('Zoom out makes an outpaint job on the inpaint model (the engine builds canvas and mask)', async () => {
     const { message, jobId } = await imagine('a cabin --count 1');
     const z = send(h.fake, buttonClick(h.fake, alice, message, `sd1:z2:0:${jobId}`));
     await waitFinalEdit(h.fake, z.token);
     const req = queue.enqueued.at(-1)?.request;
-    expect(req).toMatchObject({ kind: 'inpaint', model: 'tiny-sd15-inpaint', strength: 1 });
-    const maskRef = req?.maskImage;
-    const mask = await sharp(maskRef?.kind === 'redis' ? queue.inputs.get(maskRef.key) : undefined).greyscale().raw().toBuffer({ resolveWithObject: true });
-    expect(mask.data[0]).toBe(255); // border: repaint
-    expect(mask.data[32 * mask.info.width + 32]).toBe(0); // centre: keep
+    expect(req).toMatchObject({ kind: 'inpaint', model: 'tiny-sd15-inpaint', strength: 1, outpaint: { zoom: 2 }, maskImage: null });
   });
 
   it('an image attachment makes img2img, image + mask makes inpaint', async () => {

@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { FIXTURE_MODELS, maxAbsDiff, rawRgb } from '../helpers/fixture-cases.js';
 import { readPngParameters } from '../../src/engine/image/index.js';
 import { readFileSync } from 'node:fs';
+import { requestFromOptions } from '../../src/cli/generate.js';
 
 const run = promisify(execFile);
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -56,5 +57,33 @@ describe('sdbot generate', () => {
     const p = sdbot(['generate', '--model', join(FIXTURE_MODELS, 'tiny-sd15'), '--prompt', 'x', '--width', '60', '--height', '64', '--out', out]);
     await expect(p).rejects.toMatchObject({ stderr: expect.stringMatching(/multiples of 8/) });
     expect(existsSync(join(out, '60.png'))).toBe(false);
+  });
+
+  it('--zoom-out on an inpaint folder reproduces the diffusers outpaint case', async () => {
+    const { stdout } = await sdbot([
+      'generate', '--model', join(FIXTURE_MODELS, 'tiny-sd15-inpaint'), '--prompt', 'a yellow flower in a wide field', '--seed', '11',
+      '--steps', '10', '--cfg', '7.5', '--sampler', 'euler_a', '--count', '2', '--init-image', join(FIXTURE_MODELS, 'init_64.png'),
+      '--zoom-out', '2', '--out', out,
+    ]);
+    const summary = JSON.parse(stdout.trim().split('\n').at(-1)!) as { files: string[]; width: number; height: number; notes: string[] };
+    expect([summary.width, summary.height]).toEqual([64, 64]);
+    expect(summary.notes.join(' ')).toMatch(/zoom out 2x.*128×128 canvas/);
+    for (let i = 0; i < 2; i++) {
+      const ours = await rawRgb(summary.files[i]!);
+      const ref = await rawRgb(join(FIXTURE_MODELS, `outpaint_zoom2_${i}.png`));
+      expect(maxAbsDiff(ours.data, ref.data)).toBeLessThanOrEqual(2);
+    }
+  });
+
+  it('--outpaint / --pan / --zoom-out become the job\'s outpaint spec (inpaint, strength 1)', () => {
+    const base = { model: '/m/tiny', prompt: 'p', seed: '1', out: '/tmp', initImage: '/x.png' };
+    const pads = requestFromOptions({ ...base, outpaint: { left: 0, right: 64, top: 8, bottom: 0 }, outpaintOverlap: 0 });
+    expect([pads.kind, pads.strength, pads.maskImage]).toEqual(['inpaint', 1, null]);
+    expect(pads.outpaint).toEqual({ left: 0, right: 64, top: 8, bottom: 0, overlap: 0 });
+    expect(requestFromOptions({ ...base, pan: 'up' }).outpaint).toEqual({ pan: 'up', overlap: 8 });
+    expect(requestFromOptions({ ...base, zoomOut: 1.5, strength: 0.9 })).toMatchObject({ outpaint: { zoom: 1.5, overlap: 8 }, strength: 0.9 });
+    expect(() => requestFromOptions({ ...base, pan: 'left', zoomOut: 2 })).toThrow(/one of/);
+    expect(() => requestFromOptions({ ...base, initImage: undefined, pan: 'left' })).toThrow(/--init-image/);
+    expect(() => requestFromOptions({ ...base, outpaint: { left: 4, right: 0, top: 0, bottom: 0 } })).toThrow(/multiple of 8/);
   });
 });

@@ -3,15 +3,17 @@
  * index, job id) and nothing else, so buttons keep working after restarts and days later: the original request
  * comes back from the queue's store and the picture from the message the button sits under.
  */
-import { seedForImage, type GenerationRequest, type ImageRef, type Origin } from '../../queue/job.js';
+import { outpaintPads } from '../../engine/image/index.js';
+import { BadRequestError, seedForImage, type GenerationRequest, type ImageRef, type OutpaintSpec, type Origin } from '../../queue/job.js';
 import { UserError } from './errors.js';
-import { cropCell, imageSize, scaleImage, zoomOutCanvas } from './images.js';
+import { cropCell, imageSize, scaleImage } from './images.js';
 import type { MessageButton } from './messages.js';
 import type { ModelCatalog } from './models.js';
 import { MAX_SIDE } from './options.js';
 
 export const ACTIONS = {
-  upscale: 'u', variation: 'v', reroll: 'r', vary_subtle: 'vs', vary_strong: 'vx', upscale2: 'u2', upscale4: 'u4', zoom_out: 'z2', delete: 'd',
+  upscale: 'u', variation: 'v', reroll: 'r', vary_subtle: 'vs', vary_strong: 'vx', upscale2: 'u2', upscale4: 'u4',
+  zoom_out2: 'z2', zoom_out15: 'z15', pan_left: 'pl', pan_right: 'pr', pan_up: 'pu', pan_down: 'pd', delete: 'd',
 } as const;
 export type ActionKind = keyof typeof ACTIONS;
 
@@ -41,7 +43,21 @@ export function decodeAction(id: string): ButtonAction | null {
   return { action, index: Number(m[2]), jobId: m[3] ?? '' };
 }
 
-/** U1–U4 / V1–V4 / 🔄 / 🗑 under a grid; Vary, Upscale, Zoom out, 🔄, 🗑 under a single image. */
+/** The outpaint each zoom / pan button asks the engine for (the engine builds canvas and mask). */
+const OUTPAINTS = {
+  zoom_out2: { zoom: 2, overlap: 8 },
+  zoom_out15: { zoom: 1.5, overlap: 8 },
+  pan_left: { pan: 'left', overlap: 8 },
+  pan_right: { pan: 'right', overlap: 8 },
+  pan_up: { pan: 'up', overlap: 8 },
+  pan_down: { pan: 'down', overlap: 8 },
+} as const satisfies Partial<Record<ActionKind, OutpaintSpec>>;
+type OutpaintAction = keyof typeof OUTPAINTS;
+
+/**
+ * U1–U4 / V1–V4 / 🔄 / 🗑 under a grid. Under a single image, Midjourney's layout: Vary and Upscale, the zoom-outs,
+ * the pan arrows, then 🔄 and 🗑 (4 rows of at most 5: Discord's limits).
+ */
 export function resultButtons(jobId: string, count: number): MessageButton[][] {
   const b = (action: ActionKind, index: number, label: string, style: MessageButton['style'] = 'secondary', emoji?: string): MessageButton => ({
     id: encodeAction({ action, index, jobId }), label, style, ...(emoji ? { emoji } : {}),
@@ -55,7 +71,9 @@ export function resultButtons(jobId: string, count: number): MessageButton[][] {
     ];
   }
   return [
-    [b('vary_subtle', 0, 'Vary (Subtle)'), b('vary_strong', 0, 'Vary (Strong)'), b('upscale2', 0, 'Upscale 2×'), b('upscale4', 0, 'Upscale 4×'), b('zoom_out', 0, 'Zoom Out 2×')],
+    [b('vary_subtle', 0, 'Vary (Subtle)'), b('vary_strong', 0, 'Vary (Strong)'), b('upscale2', 0, 'Upscale 2×'), b('upscale4', 0, 'Upscale 4×')],
+    [b('zoom_out2', 0, 'Zoom Out 2×'), b('zoom_out15', 0, 'Zoom Out 1.5×')],
+    [b('pan_left', 0, '', 'secondary', '⬅️'), b('pan_right', 0, '', 'secondary', '➡️'), b('pan_up', 0, '', 'secondary', '⬆️'), b('pan_down', 0, '', 'secondary', '⬇️')],
     [b('reroll', 0, 'Re-roll', 'primary', '🔄'), b('delete', 0, 'Delete', 'danger', '🗑️')],
   ];
 }
@@ -91,7 +109,7 @@ function imageJob(original: GenerationRequest, origin: Origin): GenerationReques
   return {
     ...original,
     origin,
-    initImage: null, maskImage: null, depthImage: null, controlImage: null,
+    initImage: null, maskImage: null, outpaint: null, depthImage: null, controlImage: null,
     originalSize: null, cropTopLeft: null, targetSize: null,
     refiner: null,
   };
@@ -148,18 +166,36 @@ export async function followUpRequest(action: ButtonAction, original: Generation
         strength: 0.3, count: 1, seed: imageSeed(), width: scaled.width, height: scaled.height,
       };
     }
-    case 'zoom_out': {
-      const png = await pickImage(original, index, ctx);
-      const { init, mask } = await zoomOutCanvas(png, 2);
-      const size = await imageSize(init);
-      const model = ctx.catalog.findRole('inpaint', family) ?? baseModel(original, ctx.catalog);
-      const [initRef, maskRef] = await Promise.all([ctx.putInput(init), ctx.putInput(mask)]);
-      return {
-        ...imageJob(original, ctx.origin), kind: 'inpaint', model, initImage: initRef, maskImage: maskRef,
-        strength: 1, count: 1, seed: ctx.randomSeed(), width: size.width, height: size.height,
-      };
-    }
+    case 'zoom_out2':
+    case 'zoom_out15':
+    case 'pan_left':
+    case 'pan_right':
+    case 'pan_up':
+    case 'pan_down':
+      return outpaintRequest(action.action, original, index, ctx);
     case 'delete':
       throw new Error('delete is not a follow-up job');
   }
+}
+
+/**
+ * Zoom out / pan: an inpaint job on the picture with an outpaint spec; the engine builds the canvas and mask. The
+ * size is left to the engine (a zoom keeps the picture's size, a pan grows it), but a pan past the size limit is
+ * refused here, before the job queues.
+ */
+async function outpaintRequest(action: OutpaintAction, original: GenerationRequest, index: number, ctx: FollowUpContext): Promise<GenerationRequest> {
+  const png = await pickImage(original, index, ctx);
+  const outpaint = OUTPAINTS[action];
+  const size = await imageSize(png);
+  try {
+    outpaintPads(outpaint, size.width, size.height, MAX_SIDE);
+  } catch (e) {
+    if (e instanceof BadRequestError) throw new UserError(e.message);
+    throw e;
+  }
+  const model = ctx.catalog.findRole('inpaint', ctx.catalog.info(original.model).family) ?? baseModel(original, ctx.catalog);
+  return {
+    ...imageJob(original, ctx.origin), kind: 'inpaint', model, initImage: await ctx.putInput(png), outpaint,
+    strength: 1, count: 1, seed: ctx.randomSeed(), width: null, height: null,
+  };
 }

@@ -1,7 +1,7 @@
 /**
  * Image chores of the bot that the engine's image module (decode with limits, grids, upload encodings) does not
- * cover: cutting a grid back into cells (buttons under a grid point at a cell), canvases for zoom-out and upscale
- * passes, and the result files for an upload limit.
+ * cover: cutting a grid back into cells (buttons under a grid point at a cell), the enlarged start of an upscale
+ * pass, and the result files for an upload limit. (Zoom-out and pan canvases are the engine's: see outpaint.ts.)
  */
 import sharp from 'sharp';
 import { decodeImage, encodeForUpload, makeGrid, readPngParameters, type EncodedUpload } from '../../engine/image/index.js';
@@ -55,28 +55,4 @@ export async function scaleImage(png: Uint8Array, factor: number, maxSide: numbe
   const h = Math.max(8, Math.round((height * scale) / 8) * 8);
   const out = await sharp(png).resize(w, h, { fit: 'fill', kernel: 'lanczos3' }).png().toBuffer();
   return { png: new Uint8Array(out), width: w, height: h };
-}
-
-/**
- * Zoom out: the image shrunk by `factor` in the middle of a canvas of the original size, and the inpaint mask that
- * repaints the new border (white) and keeps the picture (black). The border starts as the picture's edge colours
- * stretched outward so the inpaint has something plausible to work from.
- */
-export async function zoomOutCanvas(png: Uint8Array, factor: number): Promise<{ init: Uint8Array; mask: Uint8Array }> {
-  const { width, height } = await imageSize(png);
-  const w = Math.max(8, Math.round(width / factor / 8) * 8);
-  const h = Math.max(8, Math.round(height / factor / 8) * 8);
-  const left = Math.floor((width - w) / 2);
-  const top = Math.floor((height - h) / 2);
-  const small = await sharp(png).resize(w, h, { fit: 'fill' }).png().toBuffer();
-  const init = await sharp(small)
-    .extend({ top, left, bottom: height - h - top, right: width - w - left, extendWith: 'copy' })
-    .png()
-    .toBuffer();
-  const keep = await sharp({ create: { width: w, height: h, channels: 3, background: '#000' } }).png().toBuffer();
-  const mask = await sharp({ create: { width, height, channels: 3, background: '#fff' } })
-    .composite([{ input: keep, left, top }])
-    .png()
-    .toBuffer();
-  return { init: new Uint8Array(init), mask: new Uint8Array(mask) };
 }

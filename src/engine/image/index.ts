@@ -18,3 +18,4 @@ export { encodePng, encodeForUpload, type EncodedUpload, type UploadFormat } fro
 export { makeGrid } from './grid.js';
 export { latentPreview, latentToRgb, type LatentFamily } from './preview.js';
 export { cannyEdges } from './canny.js';
+export { outpaintCanvas, outpaintPads, describeOutpaint, type OutpaintCanvas, type OutpaintPads } from './outpaint.js';

@@ -10,6 +10,7 @@
  * JSON-quoted (infotext_utils.quote).
  */
 import type { GenerationRequest, SamplerName, ScheduleName } from '../../queue/job.js';
+import { describeOutpaint } from './outpaint.js';
 
 export const INFOTEXT_VERSION = 'sdbot';
 
@@ -113,6 +114,7 @@ export function requestInfotext(req: GenerationRequest, r: ResolvedImageParams):
   }
   const noiseLevel = r.noiseLevel ?? (req.kind === 'upscale' ? req.noiseLevel : null);
   if (noiseLevel !== null) extra['Noise level'] = noiseLevel;
+  if (req.outpaint) extra['Outpaint'] = describeOutpaint(req.outpaint);
   if (req.kind === 'controlnet') {
     // The ControlNet extension's field shape: one quoted "Key: value, …" group per unit.
     extra['ControlNet 0'] = `Weight: ${req.controlScale}, Guidance Start: ${req.controlStart}, Guidance End: ${req.controlEnd}`;
