@@ -9,6 +9,7 @@ import { loadModel } from '../../src/engine/loaded-model.js';
 import { depthControlImage } from '../../src/engine/control-image.js';
 import { decodeImage } from '../../src/engine/image/index.js';
 import { parseModelsFile } from '../../src/engine/models-file.js';
+import { modelInfosFromConfig } from '../../src/bot/core/model-info.js';
 import { modelEntry, requestFromOptions } from '../../src/cli/generate.js';
 import type { PipelineOutput } from '../../src/engine/pipelines/types.js';
 import { parseRequest, type GenerationRequestInput } from '../../src/queue/job.js';
@@ -163,6 +164,13 @@ describe('where ControlNets come from: models file and command line', () => {
       depthEstimator: '/models/sd2-depth',
     });
     expect(() => parseModelsFile({ models: [{ dir: 'sd15', controlnets: ['a/cn', 'b/cn'] }] }, '/m')).toThrow(/two ControlNets with the id "cn"/);
+  });
+
+  it('the bot sends ControlNet jobs to a model with ControlNets attached in the models file', () => {
+    const base = { id: 'sd15', dir: join(FIXTURE_MODELS, 'tiny-sd15'), load: true };
+    const [plain, attached] = modelInfosFromConfig({ models: [base, { ...base, id: 'sd15-cn', controlnets: [{ id: 'cn2', dir: CN2 }] }], defaultModel: 'sd15' });
+    expect(plain).toMatchObject({ id: 'sd15', role: 'base' });
+    expect(attached).toMatchObject({ id: 'sd15-cn', role: 'controlnet' });
   });
 
   it('sdbot generate: repeatable control options, given once for all or once per control image', () => {
