@@ -8,8 +8,10 @@ import { randomBytes } from 'node:crypto';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createEngine } from '../engine/create-engine.js';
 import {
-  generationRequestSchema, OUTPAINT_PANS, SAMPLERS, SCHEDULES, seedForImage, type GenerationRequest, type GenerationRequestInput, type OutpaintPan,
+  CONTROL_PREPROCESSORS, generationRequestSchema, MAX_CONTROLS, OUTPAINT_PANS, SAMPLERS, SCHEDULES, seedForImage,
+  type ControlPreprocess, type GenerationRequest, type GenerationRequestInput, type OutpaintPan,
 } from '../queue/job.js';
+import type { ModelEntry } from '../engine/engine.js';
 import { submitAndWait } from '../queue/submit.js';
 
 function int(v: string): number {
@@ -49,6 +51,40 @@ function float(v: string): number {
   return n;
 }
 
+/** A repeatable option: each occurrence appends its parsed value. */
+function repeatable<T>(parse: (v: string) => T): (v: string, prev: T[] | undefined) => T[] {
+  return (v, prev) => [...(prev ?? []), parse(v)];
+}
+
+function preprocessor(v: string): ControlPreprocess {
+  if (!(CONTROL_PREPROCESSORS as readonly string[]).includes(v)) throw new InvalidArgumentError(`expected one of ${CONTROL_PREPROCESSORS.join(', ')}`);
+  return v as ControlPreprocess;
+}
+
+/** `--controlnet model` means the model folder's own controlnet/ (or its first attached one). */
+export const OWN_CONTROLNET = 'model';
+
+function asList<T>(v: T | T[] | undefined): T[] {
+  return v === undefined ? [] : Array.isArray(v) ? v : [v];
+}
+
+/**
+ * A per-control option's value for each of n controls: given once it applies to every control, else once per
+ * --control-image, in order.
+ */
+function perControl<T>(flag: string, v: T | T[] | undefined, n: number): (T | undefined)[] {
+  const list = asList(v);
+  if (list.length > 0 && n === 0) throw new InvalidArgumentError(`${flag} needs --control-image`);
+  if (list.length <= 1) return Array.from({ length: n }, () => list[0]);
+  if (list.length !== n) throw new InvalidArgumentError(`${flag} is given ${list.length} times for ${n} --control-image: give it once (for every control) or once per control image, in order`);
+  return list;
+}
+
+/** The id a --controlnet folder gets: its folder name (with --queue, the worker's models file must use the same id). */
+function controlNetId(dir: string): string {
+  return basename(resolve(dir));
+}
+
 export interface GenerateOptions {
   model: string;
   /** Required except for variation jobs (stable unCLIP conditions on the image; the prompt is optional). */
@@ -69,11 +105,16 @@ export interface GenerateOptions {
   mode?: 'img2img' | 'inpaint' | 'depth' | 'upscale' | 'controlnet' | 'variation';
   depthMap?: string;
   noiseLevel?: number;
-  controlImage?: string;
-  control?: 'none' | 'canny';
-  controlScale?: number;
-  controlStart?: number;
-  controlEnd?: number;
+  /** One or more control images (repeatable); the per-control options below are given once or once per image. */
+  controlImage?: string | string[];
+  /** The ControlNet folder of each control, or OWN_CONTROLNET for the model's own. */
+  controlnet?: string | string[];
+  control?: ControlPreprocess | ControlPreprocess[];
+  controlScale?: number | number[];
+  controlStart?: number | number[];
+  controlEnd?: number | number[];
+  /** Folder with depth_estimator/ + feature_extractor/ for --control depth. */
+  depthEstimator?: string;
   originalSize?: { width: number; height: number };
   crop?: { top: number; left: number };
   targetSize?: { width: number; height: number };
@@ -98,8 +139,37 @@ export interface GenerateOptions {
 export function requestFromOptions(o: GenerateOptions): GenerationRequest {
   if (o.prompt === undefined && o.mode !== 'variation') throw new InvalidArgumentError('--prompt is required (it is optional only with --mode variation)');
   const outpaint = outpaintFromOptions(o);
+  const images = asList(o.controlImage);
+  if (images.length > MAX_CONTROLS) throw new InvalidArgumentError(`at most ${MAX_CONTROLS} --control-image`);
+  const n = images.length;
+  const nets = perControl('--controlnet', o.controlnet, n);
+  const pre = perControl('--control', o.control, n);
+  const scales = perControl('--control-scale', o.controlScale, n);
+  const starts = perControl('--control-start', o.controlStart, n);
+  const ends = perControl('--control-end', o.controlEnd, n);
+  const file = (path: string) => ({ kind: 'file' as const, path: resolve(path) });
+  // One control on the model's own ControlNet keeps the single-control fields (the form older workers read).
+  const single = n === 1 && (nets[0] === undefined || nets[0] === OWN_CONTROLNET);
+  const controlFields: Partial<GenerationRequestInput> = single
+    ? {
+      controlImage: file(images[0]!),
+      controlPreprocess: pre[0] ?? 'none',
+      ...(scales[0] !== undefined ? { controlScale: scales[0] } : {}),
+      ...(starts[0] !== undefined ? { controlStart: starts[0] } : {}),
+      ...(ends[0] !== undefined ? { controlEnd: ends[0] } : {}),
+    }
+    : {
+      controls: images.map((img, i) => ({
+        image: file(img),
+        controlnet: nets[i] === undefined || nets[i] === OWN_CONTROLNET ? null : controlNetId(nets[i]!),
+        preprocess: pre[i] ?? 'none',
+        ...(scales[i] !== undefined ? { scale: scales[i] } : {}),
+        ...(starts[i] !== undefined ? { start: starts[i] } : {}),
+        ...(ends[i] !== undefined ? { end: ends[i] } : {}),
+      })),
+    };
   const input: GenerationRequestInput = {
-    kind: o.mode === 'depth' ? 'depth2img' : o.mode ?? (o.mask || outpaint ? 'inpaint' : o.initImage ? 'img2img' : o.controlImage ? 'controlnet' : 'txt2img'),
+    kind: o.mode === 'depth' ? 'depth2img' : o.mode ?? (o.mask || outpaint ? 'inpaint' : o.initImage ? 'img2img' : n > 0 ? 'controlnet' : 'txt2img'),
     model: basename(resolve(o.model)),
     prompt: o.prompt ?? '',
     negativePrompt: o.negative ?? null,
@@ -116,11 +186,7 @@ export function requestFromOptions(o: GenerateOptions): GenerationRequest {
     maskImage: o.mask ? { kind: 'file', path: resolve(o.mask) } : null,
     outpaint,
     depthImage: o.depthMap ? { kind: 'file', path: resolve(o.depthMap) } : null,
-    controlImage: o.controlImage ? { kind: 'file', path: resolve(o.controlImage) } : null,
-    controlPreprocess: o.control ?? 'none',
-    ...(o.controlScale !== undefined ? { controlScale: o.controlScale } : {}),
-    ...(o.controlStart !== undefined ? { controlStart: o.controlStart } : {}),
-    ...(o.controlEnd !== undefined ? { controlEnd: o.controlEnd } : {}),
+    ...controlFields,
     ...(o.noiseLevel !== undefined ? { noiseLevel: o.noiseLevel } : {}),
     originalSize: o.originalSize ?? null,
     cropTopLeft: o.crop ?? null,
@@ -157,7 +223,7 @@ export async function runGenerate(o: GenerateOptions): Promise<Record<string, un
   const engine = await createEngine();
   try {
     const t0 = performance.now();
-    await engine.loadModel({ id: request.model, dir: resolve(o.model) });
+    await engine.loadModel(modelEntry(o, request.model));
     const loadMs = performance.now() - t0;
     const result = await engine.runJob(request);
     mkdirSync(o.out, { recursive: true });
@@ -180,12 +246,39 @@ export async function runGenerate(o: GenerateOptions): Promise<Record<string, un
   }
 }
 
+/** The model folder with the --controlnet folders attached under their ids and the --depth-estimator. */
+export function modelEntry(o: GenerateOptions, id: string): ModelEntry {
+  const controlnets: { id: string; dir: string }[] = [];
+  for (const d of asList(o.controlnet)) {
+    if (d === OWN_CONTROLNET) continue;
+    const dir = resolve(d);
+    const cid = controlNetId(dir);
+    const known = controlnets.find((c) => c.id === cid);
+    if (known && known.dir !== dir) throw new InvalidArgumentError(`two --controlnet folders are named "${cid}": rename one`);
+    if (!known) controlnets.push({ id: cid, dir });
+  }
+  return {
+    id, dir: resolve(o.model),
+    ...(controlnets.length > 0 ? { controlnets } : {}),
+    ...(o.depthEstimator ? { depthEstimator: resolve(o.depthEstimator) } : {}),
+  };
+}
+
 /** The same job through the queue: the model id is the folder name, as the engine worker names it. */
 async function runThroughQueue(o: GenerateOptions, redisUrl: string, request: GenerationRequest): Promise<Record<string, unknown>> {
   const t0 = performance.now();
   // Input images travel as bytes: the engine may run on another machine.
+  if (o.depthEstimator) throw new InvalidArgumentError("--depth-estimator works in-process only: with --queue, set the model's \"depthEstimator\" in the worker's models file");
   const inline = (ref: GenerationRequest['initImage']) => (ref?.kind === 'file' ? { kind: 'bytes' as const, base64: readFileSync(ref.path).toString('base64') } : ref);
-  const pngs = await submitAndWait(redisUrl, { ...request, initImage: inline(request.initImage), maskImage: inline(request.maskImage) }, (u) => {
+  const portable: GenerationRequest = {
+    ...request,
+    initImage: inline(request.initImage),
+    maskImage: inline(request.maskImage),
+    depthImage: inline(request.depthImage),
+    controlImage: inline(request.controlImage),
+    controls: request.controls.map((c) => ({ ...c, image: inline(c.image)! })),
+  };
+  const pngs = await submitAndWait(redisUrl, portable, (u) => {
     if (u.type === 'queued') console.error(`queued at position ${u.position}`);
     else if (u.type === 'progress') console.error(`step ${u.step}/${u.total}`);
   });
@@ -228,11 +321,13 @@ export function registerGenerate(program: Command): void {
     .addOption(new Option('--mode <mode>', 'what to do with the input image').choices(['img2img', 'inpaint', 'depth', 'upscale', 'controlnet', 'variation']))
     .option('--depth-map <file>', 'depth2img: use this depth map instead of the folder\'s estimator')
     .option('--noise-level <n>', 'x4 upscaler: noise added to the input (0-350, default 20); stable unCLIP variation: noise added to the image embedding (0-999, default 0)', int)
-    .option('--control-image <file>', 'ControlNet conditioning image (edges, depth, …)')
-    .addOption(new Option('--control <preprocessor>', 'derive the conditioning from the control image').choices(['none', 'canny']))
-    .option('--control-scale <x>', 'ControlNet conditioning scale (default 1)', float)
-    .option('--control-start <x>', 'ControlNet starts at this fraction of the steps (default 0)', float)
-    .option('--control-end <x>', 'ControlNet stops at this fraction of the steps (default 1)', float)
+    .option('--control-image <file>', `ControlNet conditioning image (edges, depth, …); repeat for several ControlNets (up to ${MAX_CONTROLS}). The options below take one value for every control, or one per --control-image in order`, repeatable(String))
+    .option('--controlnet <dir>', `ControlNet folder (config.json + model.onnx) for the control; "${OWN_CONTROLNET}" = the model folder's own controlnet/ (the default)`, repeatable(String))
+    .option('--control <preprocessor>', `derive the conditioning from the control image: ${CONTROL_PREPROCESSORS.join(', ')} (default none)`, repeatable(preprocessor))
+    .option('--control-scale <x>', 'ControlNet conditioning scale (default 1)', repeatable(float))
+    .option('--control-start <x>', 'ControlNet starts at this fraction of the steps (default 0)', repeatable(float))
+    .option('--control-end <x>', 'ControlNet stops at this fraction of the steps (default 1)', repeatable(float))
+    .option('--depth-estimator <dir>', "--control depth: folder with depth_estimator/ + feature_extractor/ (e.g. an SD2-depth model; default: the model folder's own)")
     .option('--original-size <WxH>', 'SDXL micro-conditioning: original size', size)
     .option('--crop <TOP,LEFT>', 'SDXL micro-conditioning: crop top-left', topLeft)
     .option('--target-size <WxH>', 'SDXL micro-conditioning: target size', size)

@@ -86,7 +86,10 @@ export async function createEngine(options: EngineOptions = {}): Promise<LocalEn
     async loadModel(entry: ModelEntry) {
       if (models.has(entry.id)) return;
       const t0 = performance.now();
-      models.set(entry.id, await loadModel(entry.dir, providers));
+      models.set(entry.id, await loadModel(entry.dir, providers, {
+        ...(entry.controlnets ? { controlnets: entry.controlnets } : {}),
+        ...(entry.depthEstimator ? { depthEstimator: entry.depthEstimator } : {}),
+      }));
       loadTimes.set(entry.id, performance.now() - t0);
     },
     async unloadModel(id: string) {

@@ -8,6 +8,10 @@ export interface ModelEntry {
   /** The id jobs use: the folder name unless the models file names it. */
   id: string;
   dir: string;
+  /** ControlNet folders from outside the model folder; jobs name them by id (controls[].controlnet). */
+  controlnets?: { id: string; dir: string }[];
+  /** A folder with depth_estimator/ + feature_extractor/ for the ControlNet depth preprocessor (default: the model's own). */
+  depthEstimator?: string;
 }
 
 export interface EngineOptions {

@@ -13,6 +13,8 @@ import { BertTokenizer } from './text/bert-tokenizer.js';
 import type { EncodedPrompt } from './text/clip-tokenizer.js';
 import { sd3ControlLayout } from './pipelines/sd3-controlnet.js';
 import { loadImageConditioning, type ImageConditioning } from './image-conditioning.js';
+import { acquireControlNet, checkControlNetFits, controlNetGraphPath, type ControlNetEntry } from './controlnet.js';
+import { hasDepthEstimator, loadDepthEstimator, type DepthEstimator } from './depth-estimator.js';
 
 /** What the pipelines need of a prompt tokenizer (CLIP BPE, or BERT WordPiece in latent-diffusion folders). */
 export interface PromptTokenizer {
@@ -32,11 +34,29 @@ export interface LoadedModel {
   /** SD3's T5 encoder and tokenizer, when the folder has them. */
   textEncoder3: ModelGraph | null;
   tokenizer3: T5Tokenizer | null;
-  /** A separate ControlNet graph whose residuals the UNet takes as extra inputs. */
+  /** The folder's own ControlNet graph (`controlnet/`), whose residuals the UNet takes as extra inputs. */
   controlnet: ModelGraph | null;
   /** Stable unCLIP's image encoder, normalizer and noising schedule, when the folder has `image_encoder/`. */
   imageConditioning: ImageConditioning | null;
+  /** ControlNets from outside the folder (models file / --controlnet), by id, each checked against the UNet. */
+  controlnets: ReadonlyMap<string, ModelGraph>;
+  /** What a control without a named ControlNet uses: the folder's own, else the first attached one. */
+  defaultControlNet: ModelGraph | null;
+  /**
+   * Where depth estimates come from: the `depthEstimator` folder set for the model, else the model folder itself when
+   * it has `depth_estimator/`; null when neither.
+   */
+  depthEstimatorDir: string | null;
+  /** The estimator in depthEstimatorDir, loaded on first use. */
+  depthEstimator(): Promise<DepthEstimator>;
   release(): Promise<void>;
+}
+
+/** What a models-file entry adds to a model folder. */
+export interface ModelExtras {
+  controlnets?: readonly ControlNetEntry[];
+  /** A folder with depth_estimator/ + feature_extractor/ (e.g. an SD2-depth model folder). */
+  depthEstimator?: string;
 }
 
 async function optionalGraph(dir: string, component: string, providers: readonly Provider[]): Promise<ModelGraph | null> {
@@ -54,8 +74,12 @@ function expectOneOfOutputs(graph: ModelGraph, names: readonly string[]): void {
   }
 }
 
-export async function loadModel(dir: string, providers: readonly Provider[] = ['cpu']): Promise<LoadedModel> {
+export async function loadModel(dir: string, providers: readonly Provider[] = ['cpu'], extras: ModelExtras = {}): Promise<LoadedModel> {
   const info = readModelInfo(dir);
+  const depthEstimatorDir = extras.depthEstimator ?? (hasDepthEstimator(info.dir) ? info.dir : null);
+  if (extras.depthEstimator && !hasDepthEstimator(extras.depthEstimator)) {
+    throw new ModelFolderError(`depth estimator for ${info.name}: ${extras.depthEstimator} has no depth_estimator/model.onnx`);
+  }
   const denoiser = info.family === 'sd3' ? 'transformer' : 'unet';
   const [unet, vaeDecoder, vaeEncoder, textEncoder, textEncoder2, textEncoder3, controlnet] = await Promise.all([
     ModelGraph.load(join(info.dir, denoiser, 'model.onnx'), providers),
@@ -96,23 +120,49 @@ export async function loadModel(dir: string, providers: readonly Provider[] = ['
   if (!hasText) throw new ModelFolderError(`${info.dir}: missing text_encoder/ or tokenizer/`);
 
   if (textEncoder3) expectInputs(textEncoder3, ['input_ids']);
-  if (info.family === 'sd3') {
-    // Throws when the transformer's residual inputs and the ControlNet's outputs cannot be connected.
-    sd3ControlLayout(info, unet, controlnet);
-  } else if (controlnet) {
-    expectInputs(controlnet, ['sample', 'timestep', 'encoder_hidden_states', 'controlnet_cond', 'conditioning_scale']);
-    for (const out of controlnet.outputs.keys()) {
-      const target = out === 'mid_block' ? 'mid_block_additional_residual' : out;
-      if (!unet.has(target)) throw new ModelFolderError(`${unet.path}: the ControlNet outputs "${out}" but the UNet has no input "${target}"`);
+  const graphs = [unet, vaeDecoder, vaeEncoder, textEncoder, textEncoder2, textEncoder3, controlnet].filter((g): g is ModelGraph => g !== null);
+  const releases: (() => Promise<void>)[] = [];
+  const releaseAll = async () => {
+    await Promise.all([...graphs.map((g) => g.release()), ...releases.map((r) => r())]);
+  };
+  const controlnets = new Map<string, ModelGraph>();
+  let imageConditioning: ImageConditioning | null = null;
+  try {
+    if (info.family === 'sd3') {
+      // Throws when the transformer's residual inputs and the ControlNet's outputs cannot be connected.
+      sd3ControlLayout(info, unet, controlnet);
+    } else if (controlnet) {
+      expectInputs(controlnet, ['sample', 'timestep', 'encoder_hidden_states', 'controlnet_cond', 'conditioning_scale']);
+      checkControlNetFits(controlnet, unet, { controlnet: `${info.name}/controlnet`, model: info.name });
     }
+    for (const entry of extras.controlnets ?? []) {
+      if (controlnets.has(entry.id)) throw new ModelFolderError(`${info.name}: two ControlNets have the id "${entry.id}"`);
+      if (info.family !== 'sd') throw new ModelFolderError(`ControlNet ${entry.id}: only SD 1.x / 2.x models take ControlNets here, ${info.name} is ${info.family}`);
+      const held = await acquireControlNet(controlNetGraphPath(entry.dir), providers);
+      releases.push(held.release);
+      checkControlNetFits(held.graph, unet, { controlnet: `"${entry.id}" (${entry.dir})`, model: info.name });
+      controlnets.set(entry.id, held.graph);
+    }
+    imageConditioning = info.components.has('image_encoder') ? await loadImageConditioning(info.dir, unet, providers) : null;
+    if (imageConditioning) graphs.push(imageConditioning.encoder);
+  } catch (e) {
+    await releaseAll().catch(() => {});
+    throw e;
   }
-  const imageConditioning = info.components.has('image_encoder') ? await loadImageConditioning(info.dir, unet, providers) : null;
-  const graphs = [unet, vaeDecoder, vaeEncoder, textEncoder, textEncoder2, textEncoder3, controlnet, imageConditioning?.encoder ?? null]
-    .filter((g): g is ModelGraph => g !== null);
+  let estimator: Promise<DepthEstimator> | null = null;
   return {
     info, unet, vaeDecoder, vaeEncoder, textEncoder, textEncoder2, tokenizer, tokenizer2, textEncoder3, tokenizer3, controlnet, imageConditioning,
+    controlnets,
+    defaultControlNet: controlnet ?? controlnets.values().next().value ?? null,
+    depthEstimatorDir,
+    depthEstimator() {
+      if (!depthEstimatorDir) return Promise.reject(new ModelFolderError(`${info.name}: no depth estimator`));
+      estimator ??= loadDepthEstimator(depthEstimatorDir, providers);
+      return estimator;
+    },
     release: async () => {
-      await Promise.all(graphs.map((g) => g.release()));
+      await releaseAll();
+      if (estimator) await (await estimator.catch(() => null))?.graph.release();
     },
   };
 }

@@ -6,7 +6,9 @@
  *   "default": "sd15",
  *   "models": [
  *     { "dir": "/models/sd15", "defaults": { "sampler": "euler_a", "steps": 25, "cfg": 7, "width": 512, "height": 512 } },
- *     { "id": "xl", "dir": "sdxl-base", "load": false }
+ *     { "id": "xl", "dir": "sdxl-base", "load": false },
+ *     { "id": "sd15-cn", "dir": "/models/sd15-cn-unet", "controlnets": ["cn/canny", { "id": "depth", "dir": "cn/sd15-depth" }],
+ *       "depthEstimator": "/models/sd2-depth" }
  *   ]
  * }
  * ```
@@ -14,6 +16,11 @@
  * - `default` names the model used when a request names none; without it, the first model.
  * - `load: false` lists a model an admin can load later without loading it at start.
  * - `defaults` fill the request fields a user left unset (sampler, steps, guidance, width, height).
+ * - `controlnets` attaches ControlNet folders published apart from the base model (diffusers ControlNetModel layout:
+ *   `config.json` + `model.onnx`); jobs name them by id (default: the folder name). Each is checked against the
+ *   model's UNet when the model loads. A control naming none uses the folder's own `controlnet/`, else the first.
+ * - `depthEstimator` names a folder with `depth_estimator/` + `feature_extractor/` (an SD2-depth folder works) for the
+ *   ControlNet depth preprocessor; without it the model folder's own estimator is used, if it has one.
  */
 import { readFileSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
@@ -40,6 +47,10 @@ const entrySchema = z
     dir: z.string().min(1),
     load: z.boolean().default(true),
     defaults: defaultsSchema.optional(),
+    controlnets: z
+      .array(z.union([z.string().min(1), z.object({ id: z.string().regex(MODEL_ID, 'ControlNet id: letters, digits, ".", "_" or "-"').optional(), dir: z.string().min(1) }).strict()]))
+      .optional(),
+    depthEstimator: z.string().min(1).optional(),
   })
   .strict();
 
@@ -77,7 +88,22 @@ export function parseModelsFile(json: unknown, baseDir: string): ModelsConfig {
   }
   const models = parsed.data.models.map((m): ModelConfigEntry => {
     const dir = resolve(baseDir, m.dir);
-    return { id: m.id ?? idFromDir(dir), dir, load: m.load, ...(m.defaults ? { defaults: m.defaults } : {}) };
+    const id = m.id ?? idFromDir(dir);
+    const controlnets = m.controlnets?.map((c) => {
+      const cdir = resolve(baseDir, typeof c === 'string' ? c : c.dir);
+      return { id: (typeof c === 'string' ? undefined : c.id) ?? idFromDir(cdir), dir: cdir };
+    });
+    const ids = new Set<string>();
+    for (const c of controlnets ?? []) {
+      if (ids.has(c.id)) throw new Error(`invalid models file: model "${id}" has two ControlNets with the id "${c.id}"; give them ids`);
+      ids.add(c.id);
+    }
+    return {
+      id, dir, load: m.load,
+      ...(m.defaults ? { defaults: m.defaults } : {}),
+      ...(controlnets ? { controlnets } : {}),
+      ...(m.depthEstimator ? { depthEstimator: resolve(baseDir, m.depthEstimator) } : {}),
+    };
   });
   const seen = new Set<string>();
   for (const m of models) {

@@ -10,7 +10,9 @@ import {
   cannyEdges, decodeImage, decodeMask, describeOutpaint, imageToTensor, loadImageRef, maskToTensor, outpaintCanvas, outpaintPads,
   resizeGray, resizeRgb, rgbToGray, type RgbImage,
 } from './image/index.js';
-import { BadRequestError, seedForImage, type GenerationRequest, type ImageRef } from '../queue/job.js';
+import { BadRequestError, MAX_CONTROLS, requestControls, seedForImage, type GenerationRequest, type ImageRef } from '../queue/job.js';
+import { controlConditioning } from './control-image.js';
+import type { ResolvedControl } from './pipelines/types.js';
 
 /** Largest side the engine accepts, and the pixel budget: beyond them a UNet step on a chat bot's GPU takes too long. */
 export const MAX_SIDE = 2048;
@@ -112,20 +114,7 @@ export async function resolveJob(
     maskTensor = { data: maskToTensor(mask.mask, width, height), dims: [1, 1, height, width] };
   }
 
-  let control = null;
-  if (request.kind === 'controlnet' && !request.controlImage) throw new BadRequestError('A ControlNet job needs a control image (edges, depth, …).');
-  if (request.controlImage) {
-    if (!model.controlnet) throw new BadRequestError(`${info.name} has no ControlNet (controlnet/ folder): pick a model with one.`);
-    if (request.controlStart >= request.controlEnd) throw new BadRequestError('The ControlNet start must come before its end.');
-    const decoded = await decodeImage(await readRef(request.controlImage, fetchInput));
-    const c = request.controlPreprocess === 'canny' ? cannyEdges(decoded) : decoded;
-    // diffusers' control image processor: LANCZOS to the output size, [0, 1], no normalisation.
-    const rgb = c.width === width && c.height === height ? c.rgb : resizeRgb(c.rgb, c.width, c.height, { width, height }, 'lanczos');
-    control = {
-      image: { data: imageToTensor(rgb, width, height, 'unit'), dims: [1, 3, height, width] },
-      scale: request.controlScale, start: request.controlStart, end: request.controlEnd,
-    };
-  }
+  const controls = await resolveControls(model, request, width, height, fetchInput);
 
   let depthMap = null;
   if (useImages && request.depthImage) {
@@ -139,7 +128,7 @@ export async function resolveJob(
     params: {
       initImage: init ? { rgb: init.rgb, width: init.width, height: init.height } : null,
       depthMap,
-      control,
+      controls,
       prompt: request.prompt,
       negativePrompt: request.negativePrompt,
       seeds: Array.from({ length: request.count }, (_, i) => seedForImage(request.seed, i)),
@@ -165,6 +154,35 @@ export async function resolveJob(
       microConditioning: { originalSize: request.originalSize, cropTopLeft: request.cropTopLeft, targetSize: request.targetSize },
     },
   };
+}
+
+/** The request's controls with their ControlNet graphs and conditioning images, checked against the model. */
+async function resolveControls(
+  model: LoadedModel, request: GenerationRequest, width: number, height: number, fetchInput?: (key: string) => Promise<Uint8Array | null>,
+): Promise<ResolvedControl[]> {
+  const { info } = model;
+  const specs = requestControls(request);
+  if (request.kind === 'controlnet' && specs.length === 0) throw new BadRequestError('A ControlNet job needs a control image (edges, depth, …).');
+  if (specs.length > MAX_CONTROLS) throw new BadRequestError(`At most ${MAX_CONTROLS} ControlNet controls in one job (got ${specs.length}).`);
+  const resolved: ResolvedControl[] = [];
+  for (const [k, spec] of specs.entries()) {
+    const which = specs.length > 1 ? `Control ${k + 1}: ` : '';
+    let graph;
+    if (spec.controlnet === null) {
+      graph = model.defaultControlNet;
+      if (!graph) throw new BadRequestError(`${which}${info.name} has no ControlNet (no controlnet/ folder, none attached in the models file): pick a model with one.`);
+    } else {
+      graph = model.controlnets.get(spec.controlnet);
+      if (!graph) {
+        const known = [...model.controlnets.keys()];
+        throw new BadRequestError(`${which}ControlNet "${spec.controlnet}" is not attached to ${info.name}${known.length ? ` (attached: ${known.join(', ')})` : ' (it has none attached)'}.`);
+      }
+    }
+    if (spec.start >= spec.end) throw new BadRequestError(`${which}the ControlNet start must come before its end.`);
+    const decoded = await decodeImage(await readRef(spec.image, fetchInput));
+    resolved.push({ graph, image: await controlConditioning(model, decoded, spec.preprocess, width, height), scale: spec.scale, start: spec.start, end: spec.end });
+  }
+  return resolved;
 }
 
 async function readRef(ref: ImageRef, fetchInput?: (key: string) => Promise<Uint8Array | null>): Promise<Uint8Array> {

@@ -38,6 +38,24 @@ export const imageRefSchema = z.union([
 ]);
 export type ImageRef = z.infer<typeof imageRefSchema>;
 
+export const CONTROL_PREPROCESSORS = ['none', 'canny', 'depth'] as const;
+export type ControlPreprocess = (typeof CONTROL_PREPROCESSORS)[number];
+
+/** ControlNets one job may combine: each adds a ControlNet pass per step. */
+export const MAX_CONTROLS = 3;
+
+/** One ControlNet control of a job. */
+export const controlSchema = z.object({
+  image: imageRefSchema,
+  /** A ControlNet the worker attached to the model (models file `controlnets`, by id); null = the model's default. */
+  controlnet: z.string().min(1).max(100).nullable().default(null),
+  preprocess: z.enum(CONTROL_PREPROCESSORS).default('none'),
+  scale: z.number().min(0).max(2).default(1),
+  start: z.number().min(0).max(1).default(0),
+  end: z.number().min(0).max(1).default(1),
+});
+export type ControlSpec = z.infer<typeof controlSchema>;
+
 const sizeSchema = z.object({ width: z.number().int().positive(), height: z.number().int().positive() });
 
 /** Pixels added on one side of an outpaint canvas (at the source image's scale). */
@@ -113,12 +131,21 @@ export const generationRequestSchema = z.object({
   /** Inpaint jobs: extend the init image instead of repainting inside it (the engine builds canvas and mask). */
   outpaint: outpaintSchema.nullable().default(null),
   depthImage: imageRefSchema.nullable().default(null),
+  /**
+   * One ControlNet control (the single-control form; `controls` holds more). It runs on the model's default
+   * ControlNet: the folder's own `controlnet/`, else the first one the models file attaches to the model.
+   */
   controlImage: imageRefSchema.nullable().default(null),
-  /** Turn the control image into the conditioning first: `canny` edges, or `none` when it already is one. */
-  controlPreprocess: z.enum(['none', 'canny']).default('none'),
+  /** Turn the control image into the conditioning first: `canny` edges, `depth` (estimated), or `none` when it already is one. */
+  controlPreprocess: z.enum(CONTROL_PREPROCESSORS).default('none'),
   controlScale: z.number().min(0).max(2).default(1),
   controlStart: z.number().min(0).max(1).default(0),
   controlEnd: z.number().min(0).max(1).default(1),
+  /**
+   * Several ControlNets at once (diffusers' MultiControlNetModel: their residuals are summed). With `controlImage`
+   * also set, that control comes first; MAX_CONTROLS in all.
+   */
+  controls: z.array(controlSchema).max(MAX_CONTROLS).default([]),
   /**
    * Noise added to the conditioning: the x4 upscaler's low-res image (0-350) or stable unCLIP's image embedding (0-999,
    * variation jobs). null = the pipeline's default (20 for the upscaler, 0 for unCLIP, as diffusers).
@@ -159,6 +186,14 @@ export type GenerationRequestInput = z.input<typeof generationRequestSchema>;
 
 export function parseRequest(input: unknown): GenerationRequest {
   return generationRequestSchema.parse(input);
+}
+
+/** Every control of a request in order: the single-control fields (when a control image is set), then `controls`. */
+export function requestControls(r: GenerationRequest): ControlSpec[] {
+  const single: ControlSpec[] = r.controlImage
+    ? [{ image: r.controlImage, controlnet: null, preprocess: r.controlPreprocess, scale: r.controlScale, start: r.controlStart, end: r.controlEnd }]
+    : [];
+  return [...single, ...r.controls];
 }
 
 /** The seed of image i of a batch: seed+i, wrapping like a 64-bit counter (the generator uses the low 32 bits). */

@@ -215,6 +215,7 @@ export class RedisQueueClient implements QueueClient, QueueAdmin {
       maskImage: await fix(r.maskImage),
       depthImage: await fix(r.depthImage),
       controlImage: await fix(r.controlImage),
+      controls: await Promise.all(r.controls.map(async (c) => ({ ...c, image: (await fix(c.image))! }))),
     };
   }
 

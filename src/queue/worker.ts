@@ -132,7 +132,11 @@ export class EngineWorker {
   async load(entry: ModelConfigEntry): Promise<void> {
     if (this.queues.has(entry.id)) return;
     const t0 = Date.now();
-    await this.opts.engine.loadModel({ id: entry.id, dir: entry.dir });
+    await this.opts.engine.loadModel({
+      id: entry.id, dir: entry.dir,
+      ...(entry.controlnets ? { controlnets: entry.controlnets } : {}),
+      ...(entry.depthEstimator ? { depthEstimator: entry.depthEstimator } : {}),
+    });
     this.entries.set(entry.id, entry);
     const w = new Worker<QueuedJob, QueuedJobResult>(this.keys.queueName(entry.id), (job, token, signal) => this.gated(job, token, signal), {
       connection: this.redis,

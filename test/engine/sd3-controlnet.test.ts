@@ -50,7 +50,7 @@ describe('SD3 ControlNet reproduces diffusers', async () => {
     for (const c of loadCases(MODEL).filter((x) => x['controlnet_cond'])) {
       const { params } = await resolveJob(model, parseRequest(caseRequest(c)));
       const rows = (c['controlnet_cond_shape'] as number[])[0]!;
-      const got = await controlLatents(model.vaeEncoder!, params.control!.image, rows, new TorchGenerator(BigInt(c.seed)), model.info.scalingFactor);
+      const got = await controlLatents(model.vaeEncoder!, params.controls![0]!.image, rows, new TorchGenerator(BigInt(c.seed)), model.info.scalingFactor);
       expect(got.dims).toEqual(c['controlnet_cond_shape']);
       expect(worstRatio(got.data, flatten(c['controlnet_cond']), 1e-4, 1e-4)).toBeLessThanOrEqual(1);
     }

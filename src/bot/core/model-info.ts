@@ -39,7 +39,9 @@ function fromFolder(entry: ModelConfigEntry): ModelInfo {
 
 export function modelInfosFromConfig(config: ModelsConfig): ModelInfo[] {
   return config.models.map((entry) => {
-    const info = fromFolder(entry);
+    const folder = fromFolder(entry);
+    // ControlNets attached in the models file make the model the one ControlNet jobs go to (it loads only if they fit).
+    const info: ModelInfo = entry.controlnets?.length && folder.role === 'base' ? { ...folder, role: 'controlnet' } : folder;
     const d = entry.defaults;
     return {
       ...info,

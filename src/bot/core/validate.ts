@@ -61,7 +61,7 @@ type Parsed = {
   negative?: string; model?: string; sampler?: string; schedule?: string; steps?: number; cfg?: number;
   seed?: string; ar?: number; width?: number; height?: number; size?: Size; count?: number; strength?: number;
   mode?: Mode; orig?: Size; crop?: { top: number; left: number }; refiner?: string;
-  control?: 'canny' | 'none'; control_scale?: number;
+  control?: 'canny' | 'depth' | 'none'; control_scale?: number;
 };
 
 export function randomSeed(): string {

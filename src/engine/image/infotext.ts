@@ -9,7 +9,7 @@
  * Fields appear in A1111's order and only when they apply; a value containing a comma, colon or newline is
  * JSON-quoted (infotext_utils.quote).
  */
-import type { GenerationRequest, SamplerName, ScheduleName } from '../../queue/job.js';
+import { requestControls, type GenerationRequest, type SamplerName, type ScheduleName } from '../../queue/job.js';
 import { describeOutpaint } from './outpaint.js';
 
 export const INFOTEXT_VERSION = 'sdbot';
@@ -115,9 +115,14 @@ export function requestInfotext(req: GenerationRequest, r: ResolvedImageParams):
   const noiseLevel = r.noiseLevel ?? (req.kind === 'upscale' ? req.noiseLevel : null);
   if (noiseLevel !== null) extra['Noise level'] = noiseLevel;
   if (req.outpaint) extra['Outpaint'] = describeOutpaint(req.outpaint);
-  if (req.kind === 'controlnet') {
-    // The ControlNet extension's field shape: one quoted "Key: value, …" group per unit.
-    extra['ControlNet 0'] = `Weight: ${req.controlScale}, Guidance Start: ${req.controlStart}, Guidance End: ${req.controlEnd}`;
+  // The ControlNet extension's field shape: one quoted "Key: value, …" group per unit.
+  for (const [i, c] of requestControls(req).entries()) {
+    const parts = [
+      ...(c.preprocess !== 'none' ? [`Module: ${c.preprocess}`] : []),
+      ...(c.controlnet !== null ? [`Model: ${c.controlnet}`] : []),
+      `Weight: ${c.scale}`, `Guidance Start: ${c.start}`, `Guidance End: ${c.end}`,
+    ];
+    extra[`ControlNet ${i}`] = parts.join(', ');
   }
   if (req.refiner) {
     extra['Refiner'] = req.refiner.model;

@@ -3,59 +3,17 @@
  * the depth of the init image (from the folder's depth estimator, or a map the user attached) is resized bicubically
  * to the latent size, normalised per image to [-1, 1] and fed to the 5-channel UNet after the latents.
  */
-import { join } from 'node:path';
 import type { LoadedModel } from '../loaded-model.js';
-import { readJson, type JsonObject } from '../model-folder.js';
-import { ModelGraph } from '../onnx/session.js';
+import { predictDepth } from '../depth-estimator.js';
 import { createScheduler, img2imgTimesteps } from '../sampling/index.js';
 import { TorchGenerator } from '../sampling/torch-rng.js';
 import { catBatch, catChannels, repeatBatch, sliceBatch, type Tensor } from '../tensor.js';
 import { interpolateBicubic } from '../image/torch-interpolate.js';
-import { resizeRgb, type PilFilter } from '../image/pil-resample.js';
 import { denoise, encodeClip, noiseSampler, randnPerImage, runDenoiser, vaeDecode, vaeEncodeSample } from './steps.js';
 import type { PipelineOutput, PipelineParams } from './types.js';
 import { BadRequestError } from '../../queue/job.js';
 
 const f32 = Math.fround;
-const PIL_FILTERS: Record<number, PilFilter> = { 0: 'box', 1: 'lanczos', 2: 'bilinear', 3: 'bicubic', 4: 'box', 5: 'hamming' };
-
-/** The folder's depth estimator and its DPTImageProcessor settings, loaded on first use. */
-const estimators = new WeakMap<LoadedModel, Promise<{ graph: ModelGraph; config: JsonObject }>>();
-
-function depthEstimator(model: LoadedModel): Promise<{ graph: ModelGraph; config: JsonObject }> {
-  let e = estimators.get(model);
-  if (!e) {
-    if (!model.info.components.has('depth_estimator')) {
-      throw new BadRequestError(`${model.info.name} has no depth estimator (depth_estimator/ folder): attach a depth map instead.`);
-    }
-    e = (async () => ({
-      graph: await ModelGraph.load(join(model.info.dir, 'depth_estimator', 'model.onnx')),
-      config: readJson(join(model.info.dir, 'feature_extractor', 'preprocessor_config.json')),
-    }))();
-    estimators.set(model, e);
-  }
-  return e;
-}
-
-/** DPTImageProcessor: PIL resize of the uint8 image (aspect ignored), rescale, normalise, NCHW. */
-function dptPixelValues(img: { rgb: Uint8Array; width: number; height: number }, config: JsonObject): Tensor {
-  const size = (config['size'] ?? { height: 384, width: 384 }) as { height: number; width: number };
-  if (config['keep_aspect_ratio'] === true) throw new BadRequestError('Depth estimators that keep the aspect ratio are not supported yet.');
-  const filter = PIL_FILTERS[Number(config['resample'] ?? 3)] ?? 'bicubic';
-  const rgb = config['do_resize'] === false ? img.rgb : resizeRgb(img.rgb, img.width, img.height, size, filter);
-  const h = config['do_resize'] === false ? img.height : size.height;
-  const w = config['do_resize'] === false ? img.width : size.width;
-  const scale = Number(config['rescale_factor'] ?? 1 / 255);
-  const mean = (config['image_mean'] ?? [0.5, 0.5, 0.5]) as number[];
-  const std = (config['image_std'] ?? [0.5, 0.5, 0.5]) as number[];
-  const out = new Float32Array(3 * h * w);
-  for (let c = 0; c < 3; c++) {
-    const m = f32(mean[c]!);
-    const s = f32(std[c]!);
-    for (let i = 0; i < h * w; i++) out[c * h * w + i] = f32(f32(f32(rgb[i * 3 + c]! * scale) - m) / s);
-  }
-  return { data: out, dims: [1, 3, h, w] };
-}
 
 /** prepare_depth_map: depth → bicubic to latent size → per-image min–max to [-1, 1]. */
 async function depthCondition(model: LoadedModel, p: PipelineParams, lh: number, lw: number): Promise<Tensor> {
@@ -66,13 +24,10 @@ async function depthCondition(model: LoadedModel, p: PipelineParams, lh: number,
     ({ data: depth, height: dh, width: dw } = p.depthMap);
   } else {
     if (!p.initImage) throw new BadRequestError('Depth-to-image needs an image.');
-    const { graph, config } = await depthEstimator(model);
-    const out = await graph.run({ pixel_values: dptPixelValues(p.initImage, config) });
-    const pred = out['predicted_depth'];
-    if (!pred) throw new Error(`${graph.path}: no "predicted_depth" output`);
-    depth = pred.data;
-    dh = pred.dims[pred.dims.length - 2]!;
-    dw = pred.dims[pred.dims.length - 1]!;
+    if (!model.depthEstimatorDir) {
+      throw new BadRequestError(`${model.info.name} has no depth estimator (depth_estimator/ folder): attach a depth map instead.`);
+    }
+    ({ data: depth, height: dh, width: dw } = await predictDepth(await model.depthEstimator(), p.initImage));
   }
   const small = interpolateBicubic(depth, { planes: 1, height: dh, width: dw }, lh, lw);
   let min = Infinity;

@@ -70,8 +70,10 @@ export async function runStableDiffusion3(model: LoadedModel, p: PipelineParams)
   const { info } = model;
   if (!model.textEncoder2 || !model.tokenizer2) throw new BadRequestError(`${info.name} lacks text_encoder_2/tokenizer_2, which SD3 needs.`);
   if (p.mask) throw new BadRequestError('Inpainting with SD3 is not supported yet.');
-  if (p.control && p.init) throw new BadRequestError('SD3 ControlNet works from text only: drop the init image (diffusers 0.30.3 has no SD3 ControlNet img2img).');
-  if (p.control && p.slg && p.slg.scale > 0) throw new BadRequestError('Skip-layer guidance cannot be combined with an SD3 ControlNet yet.');
+  if ((p.controls?.length ?? 0) > 1) throw new BadRequestError('SD3 takes one ControlNet at a time (diffusers 0.30.3 has no SD3 MultiControlNet).');
+  const sd3Control = p.controls?.[0] ?? null;
+  if (sd3Control && p.init) throw new BadRequestError('SD3 ControlNet works from text only: drop the init image (diffusers 0.30.3 has no SD3 ControlNet img2img).');
+  if (sd3Control && p.slg && p.slg.scale > 0) throw new BadRequestError('Skip-layer guidance cannot be combined with an SD3 ControlNet yet.');
   const joint = num(info.unetConfig, 'joint_attention_dim', 4096);
   const n = p.seeds.length;
   const latentShape = [info.latentChannels, p.height / info.vaeScaleFactor, p.width / info.vaeScaleFactor];
@@ -110,11 +112,11 @@ export async function runStableDiffusion3(model: LoadedModel, p: PipelineParams)
   // but this job has no control image.
   const layout = sd3ControlLayout(info, model.unet, model.controlnet);
   let control = null;
-  if (p.control && layout) {
+  if (sd3Control && layout) {
     if (!model.vaeEncoder) throw new BadRequestError(`${info.name} has no vae_encoder, which an SD3 ControlNet needs for its control image.`);
     const rows = n * (cfg ? 2 : 1);
-    const latents = await controlLatents(model.vaeEncoder, p.control.image, rows, new TorchGenerator(p.seeds[0]!), info.scalingFactor);
-    control = { latents, scale: p.control.scale, start: p.control.start, end: p.control.end };
+    const latents = await controlLatents(model.vaeEncoder, sd3Control.image, rows, new TorchGenerator(p.seeds[0]!), info.scalingFactor);
+    control = { latents, scale: sd3Control.scale, start: sd3Control.start, end: sd3Control.end };
   }
   const residuals = layout ? controlFeeds(layout, model.controlnet, control, { hidden, pooledDims: pooled.dims }, [latentShape[1]!, latentShape[2]!]) : null;
 

@@ -14,6 +14,7 @@ import {
 } from './steps.js';
 import type { PipelineParams, PipelineOutput } from './types.js';
 import { BadRequestError } from '../../queue/job.js';
+import { residualTarget, unetResidualInputs } from '../controlnet.js';
 
 const f32 = Math.fround;
 
@@ -83,7 +84,7 @@ export async function runStableDiffusion(model: LoadedModel, p: PipelineParams):
     ? { mask: repeatBatch(maskLatent, cfgFactor), masked: repeatBatch(maskedImageLatents, cfgFactor) }
     : null;
   const legacyBlend = !inpaintUnet && maskLatent !== null;
-  const control = model.controlnet ? controlResiduals(model, p, embeds, n * cfgFactor) : null;
+  const control = controlResiduals(model, p, embeds, n * cfgFactor);
   t0 = performance.now();
   latents = await denoise({
     scheduler, timesteps, latents, guidance: p.guidance, guidanceRescale: p.guidanceRescale, noise,
@@ -108,24 +109,35 @@ export async function runStableDiffusion(model: LoadedModel, p: PipelineParams):
 }
 
 /**
- * ControlNet residuals for one step, as StableDiffusionControlNetPipeline computes them: the controlnet sees the
- * scaled latent batch and the control image, with scale × keep_i where keep_i drops to 0 outside [start, end] of the
- * steps; a folder whose UNet takes residuals but got no control image runs it with scale 0 (no effect).
+ * ControlNet residuals for one step, as StableDiffusionControlNetPipeline computes them: each ControlNet sees the
+ * scaled latent batch and its control image, with scale × keep_i where keep_i drops to 0 outside [start, end] of the
+ * steps; several ControlNets' residuals are summed in order (MultiControlNetModel). A UNet that takes residuals but
+ * got no control runs the model's default ControlNet with scale 0 (no effect).
  */
 function controlResiduals(model: LoadedModel, p: PipelineParams, embeds: Tensor, rows: number) {
-  const graph = model.controlnet!;
-  const H = p.height;
-  const W = p.width;
-  const image = p.control ? repeatBatch(p.control.image, rows) : { data: new Float32Array(rows * 3 * H * W), dims: [rows, 3, H, W] };
+  let controls = p.controls ?? [];
+  if (controls.length === 0) {
+    if (unetResidualInputs(model.unet).length === 0) return null;
+    const graph = model.defaultControlNet;
+    if (!graph) throw new BadRequestError(`${model.info.name}'s UNet takes ControlNet residuals but the model has no ControlNet: attach one in the models file.`);
+    controls = [{ graph, image: { data: new Float32Array(3 * p.height * p.width), dims: [1, 3, p.height, p.width] }, scale: 0, start: 0, end: 1 }];
+  }
+  const images = controls.map((c) => repeatBatch(c.image, rows));
   return async (input: Tensor, t: number, i: number, total: number): Promise<Record<string, Tensor>> => {
-    const c = p.control;
-    const keep = c && !(i / total < c.start || (i + 1) / total > c.end) ? 1 : 0;
-    const scale = c ? c.scale * keep : 0;
-    const out = await graph.run({
-      sample: input, timestep: timestepFeed(graph, t, rows), encoder_hidden_states: embeds, controlnet_cond: image,
-      conditioning_scale: { data: Float32Array.of(scale), dims: [] },
-    });
-    return Object.fromEntries(Object.entries(out).map(([k, v]) => [k === 'mid_block' ? 'mid_block_additional_residual' : k, { data: v.data, dims: v.dims }]));
+    const sum: Record<string, Tensor> = {};
+    for (const [k, c] of controls.entries()) {
+      const keep = i / total < c.start || (i + 1) / total > c.end ? 0 : 1;
+      const out = await c.graph.run({
+        sample: input, timestep: timestepFeed(c.graph, t, rows), encoder_hidden_states: embeds, controlnet_cond: images[k]!,
+        conditioning_scale: { data: Float32Array.of(c.scale * keep), dims: [] },
+      });
+      for (const [name, v] of Object.entries(out)) {
+        const target = residualTarget(name);
+        const prev = sum[target];
+        sum[target] = prev ? { data: prev.data.map((x, j) => x + v.data[j]!), dims: prev.dims } : { data: v.data, dims: v.dims };
+      }
+    }
+    return sum;
   };
 }
 

@@ -1,6 +1,15 @@
 /** What a pipeline recipe takes and returns once run-job has resolved the request against the model. */
 import type { SamplerName, ScheduleName } from '../../queue/job.js';
 import type { Tensor } from '../tensor.js';
+import type { ModelGraph } from '../onnx/session.js';
+
+export interface ResolvedControl {
+  graph: ModelGraph;
+  image: Tensor;
+  scale: number;
+  start: number;
+  end: number;
+}
 
 export interface PipelineParams {
   prompt: string;
@@ -35,8 +44,11 @@ export interface PipelineParams {
   /** SDXL refiner conditioning (diffusers' defaults 6.0 / 2.5). */
   aestheticScore?: number;
   negativeAestheticScore?: number;
-  /** ControlNet: the conditioning image [1, 3, H, W] in [0, 1], its scale and the fraction of steps it acts on. */
-  control?: { image: Tensor; scale: number; start: number; end: number } | null;
+  /**
+   * ControlNets, in order (their residuals are summed as diffusers' MultiControlNetModel does): each one's graph, its
+   * conditioning image [1, 3, H, W] in [0, 1], its scale and the fraction of steps it acts on.
+   */
+  controls?: readonly ResolvedControl[];
   /** SD3.5 skip-layer guidance. */
   slg?: { layers: number[]; scale: number; start: number; end: number } | null;
   /** SD3 text: T5 on/off and its sequence length. */

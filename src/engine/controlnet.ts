@@ -1,0 +1,111 @@
+/**
+ * ControlNet graphs: loading one from a folder (the model folder's own `controlnet/`, or a ControlNet distributed on
+ * its own), and checking at load time that its residual outputs fit a UNet's residual inputs, so a ControlNet made
+ * for another base model fails with both tensors named instead of inside ONNX Runtime during a job.
+ *
+ * Graph convention (README "Model folders"): inputs `sample`, `timestep`, `encoder_hidden_states`, `controlnet_cond`
+ * ([B,3,H,W] in [0,1]), `conditioning_scale` (rank 0); outputs `down_block_i` and `mid_block`, which feed the UNet's
+ * inputs `down_block_i` and `mid_block_additional_residual`.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { ModelFolderError, ModelGraph, type Provider } from './onnx/session.js';
+
+/** A ControlNet attached to a model: `id` is what jobs name it by. */
+export interface ControlNetEntry {
+  id: string;
+  dir: string;
+}
+
+const CONTROLNET_INPUTS = ['sample', 'timestep', 'encoder_hidden_states', 'controlnet_cond', 'conditioning_scale'] as const;
+const UNET_RESIDUAL = /^(down_block_\d+|mid_block_additional_residual)$/;
+
+/** The UNet input a ControlNet output feeds. */
+export function residualTarget(output: string): string {
+  return output === 'mid_block' ? 'mid_block_additional_residual' : output;
+}
+
+/** The UNet's ControlNet residual inputs (empty for an ordinary UNet export). */
+export function unetResidualInputs(unet: ModelGraph): string[] {
+  return [...unet.inputs.keys()].filter((n) => UNET_RESIDUAL.test(n));
+}
+
+/**
+ * The graph file of a ControlNet folder: `model.onnx` next to `config.json` (diffusers' ControlNetModel layout, as
+ * ControlNets are published), or `controlnet/model.onnx` when the folder is a whole ControlNet pipeline export.
+ */
+export function controlNetGraphPath(dir: string): string {
+  const own = join(dir, 'model.onnx');
+  if (existsSync(own)) return own;
+  const nested = join(dir, 'controlnet', 'model.onnx');
+  if (existsSync(nested)) return nested;
+  throw new ModelFolderError(`${dir}: not a ControlNet folder (no model.onnx, nor controlnet/model.onnx)`);
+}
+
+/** Loaded graphs shared by every model that attaches the same ControlNet file (a real one is 0.7–1.4 GB). */
+const shared = new Map<string, { graph: Promise<ModelGraph>; refs: number }>();
+
+/** Loads (or shares) a ControlNet graph and checks its inputs; `release` when the model using it goes. */
+export async function acquireControlNet(path: string, providers: readonly Provider[]): Promise<{ graph: ModelGraph; release: () => Promise<void> }> {
+  const key = `${providers.join(',')}|${path}`;
+  let entry = shared.get(key);
+  if (!entry) {
+    entry = { graph: ModelGraph.load(path, providers), refs: 0 };
+    shared.set(key, entry);
+  }
+  entry.refs++;
+  const held = entry;
+  let released = false;
+  const release = async () => {
+    if (released) return;
+    released = true;
+    if (--held.refs === 0) {
+      if (shared.get(key) === held) shared.delete(key);
+      await (await held.graph).release();
+    }
+  };
+  let graph: ModelGraph;
+  try {
+    graph = await held.graph;
+    for (const n of CONTROLNET_INPUTS) graph.input(n);
+    if (graph.outputs.size === 0) throw new ModelFolderError(`${path}: the ControlNet graph has no outputs`);
+  } catch (e) {
+    await release().catch(() => {});
+    throw e;
+  }
+  return { graph, release };
+}
+
+/**
+ * Throws a readable ModelFolderError when the ControlNet's residuals do not fit the UNet: names, channel counts,
+ * text-embedding width, and every residual input of the UNet covered.
+ */
+export function checkControlNetFits(cn: ModelGraph, unet: ModelGraph, labels: { controlnet: string; model: string }): void {
+  const { controlnet: c, model: m } = labels;
+  const inputs = unetResidualInputs(unet);
+  if (inputs.length === 0) {
+    throw new ModelFolderError(`ControlNet ${c} cannot be used with ${m}: its UNet (${unet.path}) takes no ControlNet residuals (inputs down_block_N / mid_block_additional_residual); export the UNet with them`);
+  }
+  const hint = ' (a ControlNet made for another base model?)';
+  const cnCtx = cn.input('encoder_hidden_states').shape[2];
+  const unetCtx = unet.input('encoder_hidden_states').shape[2];
+  if (typeof cnCtx === 'number' && typeof unetCtx === 'number' && cnCtx !== unetCtx) {
+    throw new ModelFolderError(`ControlNet ${c} does not fit ${m}: it takes text embeddings of width ${cnCtx}, the UNet's are ${unetCtx}${hint}`);
+  }
+  for (const [out, spec] of cn.outputs) {
+    const target = residualTarget(out);
+    if (!unet.has(target)) {
+      throw new ModelFolderError(`ControlNet ${c} does not fit ${m}: it outputs "${out}" but the UNet has no input "${target}" (its residual inputs: ${inputs.join(', ')})${hint}`);
+    }
+    const a = spec.shape[1];
+    const b = unet.input(target).shape[1];
+    if (typeof a === 'number' && typeof b === 'number' && a !== b) {
+      throw new ModelFolderError(`ControlNet ${c} does not fit ${m}: its "${out}" has ${a} channels, the UNet's "${target}" takes ${b}${hint}`);
+    }
+  }
+  const produced = new Set([...cn.outputs.keys()].map(residualTarget));
+  const missing = inputs.filter((n) => !produced.has(n));
+  if (missing.length > 0) {
+    throw new ModelFolderError(`ControlNet ${c} does not fit ${m}: the UNet needs the residual${missing.length > 1 ? 's' : ''} ${missing.map((n) => `"${n}"`).join(', ')}, which it does not output${hint}`);
+  }
+}
