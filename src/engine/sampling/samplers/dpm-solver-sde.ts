@@ -20,6 +20,7 @@ import {
   karrasBounds,
   karrasSigmas,
   repeatAfterFirst,
+  reuseBuffer,
   sigmaToT,
   trainingSigmas,
 } from '../sigmas.js';
@@ -68,8 +69,10 @@ export class DPMSolverSDEScheduler extends SigmaScheduler {
   private readonly predictionType: string;
   private readonly seeds: bigint | bigint[];
   private noise: BrownianTreeNoiseSampler | null = null;
-  // first-order state kept for the second call of a step (diffusers' self.sample / self.mid_point_sigma)
+  // first-order state kept for the second call of a step (diffusers' self.sample / self.mid_point_sigma); `start`
+  // is reused from step to step, `secondCall` says whether it holds a step's start now
   private start: Float32Array | null = null;
+  private secondCall = false;
   private midSigma = 0;
 
   /** @param imageSeeds the seeds of the batch's images (seed + i), used when the config has no noise_sampler_seed */
@@ -103,7 +106,7 @@ export class DPMSolverSDEScheduler extends SigmaScheduler {
   }
 
   scaleModelInput(sample: Float32Array, t: number): Float32Array {
-    const sigma = this.start === null ? this.sigmas[this.currentIndex(t)]! : this.midSigma;
+    const sigma = this.secondCall ? this.midSigma : this.sigmas[this.currentIndex(t)]!;
     const c = f32(Math.sqrt(f32(f32(sigma * sigma) + 1)));
     const out = this.scaled.next(sample.length);
     for (let k = 0; k < sample.length; k++) out[k] = sample[k]! / c;
@@ -117,7 +120,7 @@ export class DPMSolverSDEScheduler extends SigmaScheduler {
       const positive = this.sigmas.filter((s) => s > 0);
       this.noise = new BrownianTreeNoiseSampler(Math.min(...positive), Math.max(...this.sigmas), n, this.seeds);
     }
-    const firstOrder = this.start === null;
+    const firstOrder = !this.secondCall;
     const sigma = firstOrder ? this.sigmas[i]! : this.sigmas[i - 1]!;
     const sigmaNext = firstOrder ? this.sigmas[i + 1]! : this.sigmas[i]!;
     // t = -log(sigma), in float32 torch ops; the midpoint halves the step in t
@@ -150,11 +153,11 @@ export class DPMSolverSDEScheduler extends SigmaScheduler {
         out[k] = f32(x + f32(z[k]! * sigmaUp));
       }
       if (firstOrder) {
-        this.start = Float32Array.from(sample);
+        this.start = reuseBuffer(this.start, n);
+        this.start.set(sample);
         this.midSigma = sigmaTo;
-      } else {
-        this.start = null;
       }
+      this.secondCall = firstOrder;
     }
     this.advance();
     return out;
