@@ -231,3 +231,11 @@ describe('dpmpp_sde in the sampler factory', () => {
     expect(() => new DPMSolverSDEScheduler(config, 10)).toThrow(/noise_sampler_seed/);
   });
 });
+
+describe('Brownian tree limits', () => {
+  it('refuses two query times that round to the same microsecond (torchsde recurses forever there)', () => {
+    const tree = new BrownianTree(f32(0.03), f32(14.6), 16, 1n);
+    expect(() => tree.increment(1.0000001, 1.0000003)).toThrow(/1e-6 resolution/);
+    expect(tree.increment(2, 2)).toEqual(new Float32Array(16));
+  });
+});

@@ -95,8 +95,11 @@ export class BrownianTree {
     if (tb > end) tb = end;
     if (ta > tb) throw new Error(`Brownian tree: query times ta=${ta} and tb=${tb} must respect ta <= tb`);
     if (ta === tb) return new Float32Array(this.numel);
+    const [a, b] = [pyRound6(ta), pyRound6(tb)];
+    // torchsde recurses without end here (RecursionError): the tree cannot resolve times closer than 1e-6
+    if (a === b) throw new Error(`Brownian tree: query times ${ta} and ${tb} are closer than its 1e-6 resolution`);
     const nodes: TreeNode[] = [];
-    this.cover(this.root, pyRound6(ta), pyRound6(tb), nodes);
+    this.cover(this.root, a, b, nodes);
     const w = Float32Array.from(this.incrementOf(nodes[0]!));
     for (let i = 1; i < nodes.length; i++) {
       const wi = this.incrementOf(nodes[i]!);
