@@ -14,7 +14,7 @@ export type JobKind = (typeof JOB_KINDS)[number];
 
 /** Sampler names in the common (A1111 / ComfyUI) vocabulary; the engine maps each to its diffusers scheduler. */
 export const SAMPLERS = [
-  'euler', 'euler_a', 'heun', 'dpm2', 'dpm2_a', 'lms', 'dpmpp_2m', 'dpmpp_2m_sde', 'dpm_singlestep',
+  'euler', 'euler_a', 'heun', 'dpm2', 'dpm2_a', 'lms', 'dpmpp_2m', 'dpmpp_2m_sde', 'dpmpp_sde', 'dpm_singlestep',
   'ddim', 'ddpm', 'pndm', 'unipc', 'deis', 'lcm', 'flow_euler', 'flow_dpmpp_2m',
 ] as const;
 export type SamplerName = (typeof SAMPLERS)[number];

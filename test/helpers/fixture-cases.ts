@@ -40,6 +40,8 @@ const UI_SAMPLERS: Record<string, [SamplerName, ScheduleName]> = {
   PNDM: ['pndm', 'default'],
   'DPM++ 2M': ['dpmpp_2m', 'default'],
   'DPM++ 2M Karras': ['dpmpp_2m', 'karras'],
+  'DPM++ SDE': ['dpmpp_sde', 'default'],
+  'DPM++ SDE Karras': ['dpmpp_sde', 'karras'],
 };
 
 /** A case's sampler: null means diffusers ran the folder's own scheduler, whatever the engine's default would be. */

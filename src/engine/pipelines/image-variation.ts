@@ -53,7 +53,7 @@ export async function runImageVariation(model: LoadedModel, p: PipelineParams): 
   const textMs = performance.now() - t0;
 
   // 3. Latents from noise, as txt2img.
-  const scheduler = createScheduler({ sampler: p.sampler, schedule: p.schedule, folderConfig: info.schedulerConfig, steps: p.steps });
+  const scheduler = createScheduler({ sampler: p.sampler, schedule: p.schedule, folderConfig: info.schedulerConfig, steps: p.steps, seeds: p.seeds });
   const sigma = f32(scheduler.initNoiseSigma);
   const start = startNoise(generators, latentShape, p.variation ?? null);
   let latents: Tensor = { data: start.data.map((v) => f32(v * sigma)), dims: start.dims };

@@ -87,7 +87,7 @@ export async function runStableDiffusion3(model: LoadedModel, p: PipelineParams)
   const pooled = uncond ? catBatch([repeatBatch(uncond.pooled, n), repeatBatch(cond.pooled, n)]) : repeatBatch(cond.pooled, n);
   const textMs = performance.now() - t0;
 
-  const scheduler = createScheduler({ sampler: p.sampler, schedule: p.schedule, folderConfig: info.schedulerConfig, steps: p.steps });
+  const scheduler = createScheduler({ sampler: p.sampler, schedule: p.schedule, folderConfig: info.schedulerConfig, steps: p.steps, seeds: p.seeds });
   const generators = p.seeds.map((s) => new TorchGenerator(s));
   let timesteps = [...scheduler.timesteps];
   let latents: Tensor;

@@ -55,7 +55,7 @@ export async function runUpscaleX4(model: LoadedModel, p: PipelineParams): Promi
   const imageCond = cfg ? catBatch([noised, noised]) : noised;
   const classLabels = new Array<number>(n * (cfg ? 2 : 1)).fill(noiseLevel);
 
-  const scheduler = createScheduler({ sampler: p.sampler, schedule: p.schedule, folderConfig: info.schedulerConfig, steps: p.steps });
+  const scheduler = createScheduler({ sampler: p.sampler, schedule: p.schedule, folderConfig: info.schedulerConfig, steps: p.steps, seeds: p.seeds });
   const s = f32(scheduler.initNoiseSigma);
   let latents = randnPerImage(generators, latentShape);
   latents = { data: latents.data.map((v) => f32(v * s)), dims: latents.dims };

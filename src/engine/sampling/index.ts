@@ -23,6 +23,7 @@ import { DEISMultistepScheduler, deisDefaults } from './samplers/deis.js';
 import { LCMScheduler, lcmDefaults } from './samplers/lcm.js';
 import { FlowMatchEulerDiscreteScheduler, flowMatchEulerDefaults } from './samplers/flow-match-euler.js';
 import { FlowDpmpp2mScheduler, flowDpmpp2mDefaults } from './samplers/flow-dpmpp-2m.js';
+import { DPMSolverSDEScheduler, dpmSolverSdeDefaults } from './samplers/dpm-solver-sde.js';
 
 export type { NoiseSampler, Scheduler, SchedulerConfig } from './scheduler.js';
 
@@ -54,6 +55,7 @@ export const SAMPLER_TABLE: readonly SamplerSpec[] = [
     overrides: { algorithm_type: 'sde-dpmsolver++' },
     label: 'DPM++ 2M SDE',
   },
+  { name: 'dpmpp_sde', diffusersClass: 'DPMSolverSDEScheduler', overrides: {}, label: 'DPM++ SDE' },
   { name: 'dpm_singlestep', diffusersClass: 'DPMSolverSinglestepScheduler', overrides: {}, label: 'DPM++ 2S' },
   { name: 'ddim', diffusersClass: 'DDIMScheduler', overrides: {}, label: 'DDIM' },
   { name: 'ddpm', diffusersClass: 'DDPMScheduler', overrides: {}, label: 'DDPM' },
@@ -70,8 +72,11 @@ export const SAMPLER_TABLE: readonly SamplerSpec[] = [
 interface SchedulerClass {
   /** The class __init__ defaults, in signature order (that order is the effective config's key order). */
   defaults: Readonly<Record<string, unknown>>;
-  /** `strength` reaches only schedulers whose set_timesteps takes it (LCM img2img); the others slice by it. */
-  create(config: SchedulerConfig, steps: number, strength?: number): Scheduler;
+  /**
+   * `strength` reaches only schedulers whose set_timesteps takes it (LCM img2img); the others slice by it. `seeds`
+   * (the images' seeds) reaches only DPM++ SDE, whose Brownian noise is seeded by them unless its config names a seed.
+   */
+  create(config: SchedulerConfig, steps: number, strength?: number, seeds?: readonly bigint[]): Scheduler;
 }
 
 /** diffusers class name → implementation. */
@@ -111,6 +116,10 @@ const CLASSES: Readonly<Record<string, SchedulerClass>> = {
     create: (c, n) => new FlowMatchEulerDiscreteScheduler(c, n),
   },
   FlowDpmpp2mScheduler: { defaults: flowDpmpp2mDefaults, create: (c, n) => new FlowDpmpp2mScheduler(c, n) },
+  DPMSolverSDEScheduler: {
+    defaults: dpmSolverSdeDefaults,
+    create: (c, n, _strength, seeds) => new DPMSolverSDEScheduler(c, n, seeds),
+  },
 };
 
 /** The diffusers class names the factory can build. */
@@ -191,10 +200,12 @@ export function createScheduler(opts: {
   overrides?: Record<string, unknown>;
   /** img2img strength, for the LCM scheduler which draws its img2img schedule itself. */
   strength?: number;
+  /** The images' seeds (seed + i): DPM++ SDE seeds its Brownian noise with them when the config names no seed. */
+  seeds?: readonly bigint[];
 }): Scheduler {
   const { className, overrides } = resolveSampler(opts.sampler, opts.schedule, opts.folderConfig);
   const config = effectiveConfig(className, opts.folderConfig, { ...overrides, ...opts.overrides });
-  return classFor(className).create(config, opts.steps, opts.strength);
+  return classFor(className).create(config, opts.steps, opts.strength, opts.seeds);
 }
 
 /**

@@ -1,5 +1,6 @@
 // Generated from Python 3.11 codecs and ftfy 6.3.1's "sloppy" variants (undefined bytes decode as Latin-1, byte
 // 0x1A as U+FFFD): what each single-byte code page ftfy tries decodes bytes 0x80-0xFF to. Regenerate, do not edit.
+// Made by scripts/gen-text-tables.py (Python 3.11 stdlib); run it to regenerate, --check to compare.
 
 export interface CodePageTable { name: string; high: string; sub: string }
 export const CODE_PAGES: readonly CodePageTable[] = [

@@ -1,6 +1,7 @@
 // Generated from ftfy 6.3.1 (Apache-2.0, rspeer/python-ftfy) character tables: the character sets its
 // mojibake heuristics are built from, as regex character-class bodies (code point ranges, `u` flag).
 // Regenerate rather than edit by hand.
+// Made by scripts/gen-text-tables.py (Python 3.11 stdlib); run it to regenerate, --check to compare.
 
 export const MOJIBAKE_CLASSES = {
   common: '\u{A0}\u{AD}\u{B4}\u{B7}\u{2013}-\u{2015}\u{2019}\u{2026}',
