@@ -1,11 +1,13 @@
 /**
  * The local web chat in a real browser: chromium → the page → websocket → bot core → real Redis (BullMQ) → a real
  * engine worker on the tiny ONNX model → progress with previews, the grid with its buttons → V1 → a variation;
- * completion hints from the options table, a picture plus mask for inpaint, an admin command.
+ * completion hints from the options table, a picture plus mask for inpaint, a control image for ControlNet (checked
+ * against the diffusers reference), an admin command.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import sharp from 'sharp';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine } from '../../src/engine/create-engine.js';
@@ -32,6 +34,8 @@ describe.skipIf(!chromiumPath)(`web chat in chromium${chromiumPath ? '' : ` (ski
   let browser: TestBrowser;
   let page: Page;
   const frames: string[] = [];
+  /** Every input picture the engine fetched, in order. */
+  const engineInputs: Uint8Array[] = [];
 
   beforeAll(async () => {
     redis = await startRedis();
@@ -39,16 +43,17 @@ describe.skipIf(!chromiumPath)(`web chat in chromium${chromiumPath ? '' : ` (ski
     const engine = await createEngine({
       fetchInput: async (key) => {
         const b = await inputs.getBuffer(key);
+        if (b) engineInputs.push(new Uint8Array(b));
         return b ? new Uint8Array(b) : null;
       },
     });
     worker = new EngineWorker({
       redisUrl: redis.url, prefix: redis.prefix, engine, heartbeatMs: 200, progressIntervalMs: 0, previewIntervalMs: 0, logger: silentLogger,
-      models: ['tiny-sd15', 'tiny-sd15-inpaint'].map((id) => ({ id, dir: join(MODELS, id), load: true })),
+      models: ['tiny-sd15', 'tiny-sd15-inpaint', 'tiny-sd15-controlnet'].map((id) => ({ id, dir: join(MODELS, id), load: true })),
     });
     await worker.start();
     client = await RedisQueueClient.connect({ redisUrl: redis.url, prefix: redis.prefix, pollMs: 200, logger: silentLogger });
-    for (let k = 0; k < 50 && (await client.models()).length < 2; k++) await new Promise((r) => setTimeout(r, 100));
+    for (let k = 0; k < 50 && (await client.models()).length < 3; k++) await new Promise((r) => setTimeout(r, 100));
     chat = await startWebChat({
       port: 0,
       notice: 'Demo model: tiny-sd15 is a smoke-test model; its pictures are noise.',
@@ -57,6 +62,7 @@ describe.skipIf(!chromiumPath)(`web chat in chromium${chromiumPath ? '' : ` (ski
         models: [
           { id: 'tiny-sd15', family: 'sd15', role: 'base', defaultSize: { width: 64, height: 64 }, isDefault: true },
           { id: 'tiny-sd15-inpaint', family: 'sd15', role: 'inpaint', defaultSize: { width: 64, height: 64 } },
+          { id: 'tiny-sd15-controlnet', family: 'sd15', role: 'controlnet', defaultSize: { width: 64, height: 64 } },
         ],
       },
     });
@@ -160,6 +166,26 @@ describe.skipIf(!chromiumPath)(`web chat in chromium${chromiumPath ? '' : ` (ski
     expect(await remix.locator('.replyref').textContent()).toContain('a photo of a dog');
   }, 90_000);
 
+  it('a picture in the control-image slot steers a ControlNet job: the result is the diffusers reference for that edge map', async () => {
+    const before = await page.locator('.msg.bot[data-kind="result"][data-final="true"]').count();
+    const inputsBefore = engineInputs.length;
+    await page.locator('#control-file').setInputFiles(join(MODELS, 'edges_64.png'));
+    await expect.poll(() => page.locator('#pending .chip').allTextContents(), POLL).toEqual([expect.stringContaining('control: edges_64.png')]);
+    // The fixture case cn_euler_a (tiny-sd15-controlnet.cases.json); its first image is seed 42's.
+    await page.locator('#input').fill('/imagine a photo of a cat --seed 42 --steps 10 --sampler euler_a --cfg 7.5 --count 1 --control none');
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.locator('.msg.bot[data-kind="result"][data-final="true"]').count(), { timeout: 60_000 }).toBe(before + 1);
+    const result = page.locator('.msg.bot[data-kind="result"]').last();
+    expect(await result.textContent()).toContain('controlnet');
+    const url = await result.locator('.images img').first().getAttribute('src');
+    const got = Buffer.from(await (await fetch(new URL(url ?? '', chat.url))).arrayBuffer());
+    expect(await worstPixelDiff(got, join(MODELS, 'cn_euler_a_0.png'))).toBeLessThanOrEqual(2);
+    // The tiny ControlNet moves pixels little, so check the engine was given exactly that edge map, too.
+    const fed = engineInputs.slice(inputsBefore);
+    expect(fed).toHaveLength(1);
+    expect(await worstPixelDiff(Buffer.from(fed[0]!), join(MODELS, 'edges_64.png'))).toBe(0);
+  }, 90_000);
+
   it('admin commands answer privately; bad flags get a readable error', async () => {
     await page.locator('#input').fill('/sd-admin models');
     await page.keyboard.press('Enter');
@@ -170,3 +196,12 @@ describe.skipIf(!chromiumPath)(`web chat in chromium${chromiumPath ? '' : ` (ski
     await expect.poll(() => page.locator('.msg.bot[data-kind="error"]').last().textContent(), POLL).toContain('Did you mean `--seed`?'.replace(/`/g, ''));
   }, 30_000);
 });
+
+/** Largest per-channel difference (0–255) between two pictures of the same size, compared as RGB. */
+async function worstPixelDiff(a: Buffer | string, b: Buffer | string): Promise<number> {
+  const [x, y] = await Promise.all([a, b].map((p) => sharp(p).removeAlpha().toColourspace('srgb').raw().toBuffer()));
+  if (!x || !y || x.length !== y.length) return Infinity;
+  let worst = 0;
+  for (let k = 0; k < x.length; k++) worst = Math.max(worst, Math.abs((x[k] ?? 0) - (y[k] ?? 0)));
+  return worst;
+}
