@@ -14,6 +14,7 @@ import { chatInput, fakeUser, send } from '../test/fakes/discord/payloads.js';
 import { startRedis } from '../test/helpers/redis-server.js';
 import { startHarness, waitFinalEdit } from '../test/bot/discord-harness.js';
 import { once } from 'node:events';
+import { availableParallelism, loadavg } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { FakeDiscord, type RestCall } from '../test/fakes/discord/server.js';
 import { FakeSlack } from '../test/fakes/slack/server.js';
@@ -72,7 +73,7 @@ async function deferBurst(): Promise<void> {
     const latencies = arrivals.map((at, k) => at - sent[k]!.at);
     const wall = performance.now() - t0;
     latencies.sort((a, b) => a - b);
-    console.log(`defer latency, burst of ${BURST} /imagine: p50 ${pct(latencies, 50).toFixed(1)} ms, p99 ${pct(latencies, 99).toFixed(1)} ms, max ${latencies.at(-1)?.toFixed(1)} ms (all deferred in ${wall.toFixed(0)} ms)`);
+    console.log(`defer latency, burst of ${BURST} /imagine: p50 ${pct(latencies, 50).toFixed(1)} ms, p99 ${pct(latencies, 99).toFixed(1)} ms, max ${latencies.at(-1)?.toFixed(1)} ms (all deferred in ${wall.toFixed(0)} ms, 1-min load average ${loadavg()[0]?.toFixed(1)} on ${availableParallelism()} CPUs)`);
     bot.postMessage('stamps');
     const [stamps] = (await once(bot, 'message')) as [[string, { raw?: number; handled?: number; request?: number }][]];
     const byToken = new Map(stamps);
@@ -132,7 +133,7 @@ async function slackAckBurst(): Promise<void> {
     bot.postMessage('latencies');
     const [inside] = (await once(bot, 'message')) as [number[]];
     inside.sort((a, b) => a - b);
-    console.log(`slack ack latency, burst of ${BURST} /imagine (signed HTTP, sender to response): p50 ${pct(latencies, 50).toFixed(1)} ms, p99 ${pct(latencies, 99).toFixed(1)} ms, max ${latencies.at(-1)?.toFixed(1)} ms (all acked in ${wall.toFixed(0)} ms${refused ? `; ${refused} not 200` : ''})`);
+    console.log(`slack ack latency, burst of ${BURST} /imagine (signed HTTP, sender to response): p50 ${pct(latencies, 50).toFixed(1)} ms, p99 ${pct(latencies, 99).toFixed(1)} ms, max ${latencies.at(-1)?.toFixed(1)} ms (all acked in ${wall.toFixed(0)} ms${refused ? `; ${refused} not 200` : ''}; 1-min load average ${loadavg()[0]?.toFixed(1)})`);
     console.log(`slack ack latency inside the bot (request received → ack written): p50 ${pct(inside, 50).toFixed(1)} ms, p99 ${pct(inside, 99).toFixed(1)} ms, max ${inside.at(-1)?.toFixed(1)} ms`);
     await Promise.all(Array.from({ length: BURST }, async (_, k) => waitFinal(fake, (await waitBotMessage(fake, (m) => m.text.includes(`slack burst ${k}*`), 120_000)).ts, 120_000)));
     console.log(`slack burst: all ${BURST} results delivered ${((Date.now() - startedAt) / 1000).toFixed(1)} s after the first command`);

@@ -4,6 +4,7 @@ import { BotState } from '../../src/bot/core/bot-state.js';
 import { UserError } from '../../src/bot/core/errors.js';
 import { splitFlags } from '../../src/bot/core/flags.js';
 import { helpText } from '../../src/bot/core/help.js';
+import { imageSlots } from '../../src/bot/core/image-slots.js';
 import { cropCell, uploadFiles } from '../../src/bot/core/images.js';
 import { readableReason } from '../../src/bot/core/job-follower.js';
 import { errorMessage, progressMessage } from '../../src/bot/core/messages.js';
@@ -92,8 +93,18 @@ describe('validator', () => {
     const d = await draft('a castle --control canny --control-scale 0.7', { images: { control: img } }, c);
     expect(d.request).toMatchObject({ kind: 'controlnet', model: 'sd15-controlnet-canny', controlPreprocess: 'canny', controlScale: 0.7 });
     expect(d.images.control).toEqual(img);
-    await fails('x --control canny', /need a `control_image` attachment/);
+    await fails('x --control canny', /need a control image: the `control_image` option/);
     await fails('x', /drop the `image` option/, { images: { image: img, control: img } });
+  });
+  it('slots unnamed pictures: image then mask, or with a ControlNet flag the newest as the control image', () => {
+    const [a, b] = [{ url: 'https://x/a.png' }, { url: 'https://x/b.png' }];
+    expect(imageSlots([a, b], 'a hat')).toEqual({ image: a, mask: b });
+    expect(imageSlots([a], 'a hat --strength 0.4')).toEqual({ image: a });
+    expect(imageSlots([a, b], 'a hat --control canny')).toEqual({ control: b });
+    expect(imageSlots([a], 'a hat —control-scale 0.5')).toEqual({ control: a });
+    expect(imageSlots([], 'a hat --control none')).toEqual({});
+    // A flag the parser refuses leaves the usual slots; prepare then reports the flag itself.
+    expect(imageSlots([a, b], 'a hat --control canny --bogus')).toEqual({ image: a, mask: b });
   });
   it('applies server defaults, and reports prompts cut by the tokenizer', async () => {
     const tokenizer = { encodeForModel: (t: string) => ({ ids: new Array(77).fill(1), truncated: t.length > 10, droppedText: 'the last words' }) };

@@ -18,10 +18,11 @@ describe('Discord buttons, attachments, reply-with-image, Remix and admin', () =
       models: [
         { id: 'tiny-sd15', family: 'sd15', role: 'base', defaultSize: { width: 64, height: 64 } },
         { id: 'tiny-sd15-inpaint', family: 'sd15', role: 'inpaint', defaultSize: { width: 64, height: 64 } },
+        { id: 'tiny-sd15-controlnet', family: 'sd15', role: 'controlnet', defaultSize: { width: 64, height: 64 } },
       ],
     });
     queue = h.queue as MemoryQueue;
-    queue.modelList = ['tiny-sd15', 'tiny-sd15-inpaint'];
+    queue.modelList = ['tiny-sd15', 'tiny-sd15-inpaint', 'tiny-sd15-controlnet'];
     await h.bot.core.catalog.refresh();
   });
   afterAll(async () => h.close());
@@ -151,6 +152,15 @@ describe('Discord buttons, attachments, reply-with-image, Remix and admin', () =
     userMessage(h.fake, alice, 'a red door', { replyTo: target, mentionBot: true, attachments: [mask] });
     await waitUntil(() => queue.enqueued.length > n);
     expect(queue.enqueued.at(-1)?.request).toMatchObject({ kind: 'inpaint', prompt: 'a red door' });
+
+    // With --control the reply's own picture (the newest) is the control image; the picture replied to is context.
+    const edges = await solidPng(64, 64, 200);
+    const m = queue.enqueued.length;
+    userMessage(h.fake, alice, 'a castle --control canny', { replyTo: target, mentionBot: true, attachments: [h.fake.addAttachment(edges, 'edges.png', 'image/png', { width: 64, height: 64 })] });
+    await waitUntil(() => queue.enqueued.length > m);
+    const cn = queue.enqueued.at(-1)?.request;
+    expect(cn).toMatchObject({ kind: 'controlnet', model: 'tiny-sd15-controlnet', controlPreprocess: 'canny', initImage: null, maskImage: null });
+    expect(Buffer.from(queue.inputs.get((cn?.controlImage as { key: string }).key) ?? []).equals(Buffer.from(edges))).toBe(true);
   });
 
   it('Remix asks for a prompt in a modal, then remixes the message picture', async () => {

@@ -2,65 +2,33 @@
  * End to end: fake Discord → real discord.js bot → real Redis (BullMQ queue) → real engine worker running the tiny
  * ONNX models from test/fixtures → result posted back with buttons → V2 → a new result.
  */
-import { join } from 'node:path';
 import sharp from 'sharp';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createEngine } from '../../src/engine/create-engine.js';
 import { BadRequestError } from '../../src/queue/job.js';
-import { RedisQueueClient } from '../../src/queue/redis-client.js';
-import { EngineWorker } from '../../src/queue/worker.js';
 import { buttonClick, chatInput, fakeUser, send, userMessage } from '../fakes/discord/payloads.js';
-import { startRedis, type TestRedis } from '../helpers/redis-server.js';
+import { startTinyEngineStack, type TinyEngineStack } from '../helpers/tiny-engine-stack.js';
 import { customIds, original, startHarness, waitFinalEdit, type Harness } from './discord-harness.js';
 import { solidPng } from './memory-queue.js';
 
-const MODELS = join(import.meta.dirname, '..', 'fixtures', 'models');
-
 describe('Discord end to end with Redis and the tiny engine', () => {
-  let redis: TestRedis;
-  let client: RedisQueueClient;
-  let worker: EngineWorker;
-  let inputs: Redis;
+  let stack: TinyEngineStack;
   let h: Harness;
   const alice = fakeUser('alice');
 
   beforeAll(async () => {
-    redis = await startRedis();
-    inputs = new Redis(redis.url, { maxRetriesPerRequest: null });
-    const real = await createEngine({
-      fetchInput: async (key) => {
-        const b = await inputs.getBuffer(key);
-        return b ? new Uint8Array(b) : null;
-      },
+    stack = await startTinyEngineStack({
+      // The real engine, except that a prompt with "explode" fails inside runJob the way a refused job does.
+      wrapEngine: (real) => Object.assign(Object.create(real) as typeof real, {
+        runJob: (request: Parameters<typeof real.runJob>[0], hooks?: Parameters<typeof real.runJob>[1]) =>
+          request.prompt.includes('explode') ? Promise.reject(new BadRequestError('the engine cannot run this model at that size')) : real.runJob(request, hooks),
+      }),
     });
-    // The real engine, except that a prompt with "explode" fails inside runJob the way a refused job does.
-    const engine = Object.assign(Object.create(real) as typeof real, {
-      runJob: (request: Parameters<typeof real.runJob>[0], hooks?: Parameters<typeof real.runJob>[1]) =>
-        request.prompt.includes('explode') ? Promise.reject(new BadRequestError('the engine cannot run this model at that size')) : real.runJob(request, hooks),
-    });
-    worker = new EngineWorker({
-      redisUrl: redis.url, prefix: redis.prefix, engine, heartbeatMs: 200, progressIntervalMs: 0, previewIntervalMs: 0,
-      models: ['tiny-sd15', 'tiny-sd15-inpaint'].map((id) => ({ id, dir: join(MODELS, id), load: true })),
-    });
-    await worker.start();
-    client = await RedisQueueClient.connect({ redisUrl: redis.url, prefix: redis.prefix, pollMs: 200 });
-    h = await startHarness({
-      queue: client,
-      models: [
-        { id: 'tiny-sd15', family: 'sd15', role: 'base', defaultSize: { width: 64, height: 64 }, isDefault: true },
-        { id: 'tiny-sd15-inpaint', family: 'sd15', role: 'inpaint', defaultSize: { width: 64, height: 64 } },
-      ],
-    });
-    for (let k = 0; k < 50 && (await client.models()).length < 2; k++) await new Promise((r) => setTimeout(r, 100));
+    h = await startHarness({ queue: stack.client, models: stack.catalog });
     await h.bot.core.catalog.refresh();
   });
   afterAll(async () => {
     await h?.close();
-    await client?.close();
-    await worker?.shutdown(1000);
-    inputs?.disconnect();
-    await redis?.stop();
+    await stack?.close();
   });
 
   it('/imagine → deferred → progress → grid with buttons → V2 → a new result', async () => {

@@ -19,8 +19,9 @@ describe('Slack remix by mention in a thread', () => {
     h = await startSlackHarness({ queue, models: [
       { id: 'tiny-sd15', family: 'sd15', role: 'base', defaultSize: { width: 64, height: 64 }, isDefault: true },
       { id: 'tiny-sd15-inpaint', family: 'sd15', role: 'inpaint', defaultSize: { width: 64, height: 64 } },
+      { id: 'tiny-sd15-controlnet', family: 'sd15', role: 'controlnet', defaultSize: { width: 64, height: 64 } },
     ] });
-    queue.modelList = ['tiny-sd15', 'tiny-sd15-inpaint'];
+    queue.modelList = ['tiny-sd15', 'tiny-sd15-inpaint', 'tiny-sd15-controlnet'];
     await h.bot.core.catalog.refresh();
   });
   afterAll(async () => h.close());
@@ -59,6 +60,25 @@ describe('Slack remix by mention in a thread', () => {
     const maskBytes = queue.inputs.get((job?.request.maskImage as { key: string }).key);
     expect(Buffer.from(maskBytes ?? []).equals(Buffer.from(mask.data))).toBe(true);
     expect(final.text).toContain('inpaint');
+  });
+
+  it('a picture sent with --control is the ControlNet control image; in a thread the reply’s own picture is', async () => {
+    const inputOf = (ref: unknown) => Buffer.from(queue.inputs.get((ref as { key: string }).key) ?? []);
+    const edges = h.fake.addFile(await solidPng(64, 64, 200), 'edges.png', 'image/png', { width: 64, height: 64 });
+    await h.fake.sendMention(alice, `<@${h.fake.botUserId}> a castle --control canny --control-scale 0.6 --steps 2`, { files: [edges] }).result;
+    const final = await waitFinal(h.fake, (await waitBotMessage(h.fake, (m) => m.text.includes('a castle'))).ts);
+    expect(final.text).toContain('controlnet');
+    const job = queue.enqueued.find((e) => e.request.prompt === 'a castle');
+    expect(job?.request).toMatchObject({ kind: 'controlnet', model: 'tiny-sd15-controlnet', controlPreprocess: 'canny', controlScale: 0.6, initImage: null });
+    expect(inputOf(job?.request.controlImage).equals(Buffer.from(edges.data))).toBe(true);
+
+    // Under a result: the thread's picture is only context, the reply's own file is the control image.
+    const shapes = h.fake.addFile(await solidPng(64, 64, 30), 'shapes.png', 'image/png', { width: 64, height: 64 });
+    await h.fake.sendMention(alice, `<@${h.fake.botUserId}> a tower --control none --steps 2`, { threadTs: final.ts, files: [shapes] }).result;
+    await waitBotMessage(h.fake, (m) => m.text.includes('a tower'));
+    const tower = queue.enqueued.find((e) => e.request.prompt === 'a tower');
+    expect(tower?.request).toMatchObject({ kind: 'controlnet', controlPreprocess: 'none', initImage: null, maskImage: null });
+    expect(inputOf(tower?.request.controlImage).equals(Buffer.from(shapes.data))).toBe(true);
   });
 
   it('refuses files that are not pictures or too large, privately', async () => {

@@ -3,59 +3,26 @@
  * tiny ONNX models from test/fixtures → progress edits, result uploaded through files.uploadV2 with buttons →
  * V2 → a new img2img result; and a thread reply with a picture and a mask → inpaint.
  */
-import { join } from 'node:path';
 import sharp from 'sharp';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createEngine } from '../../src/engine/create-engine.js';
 import { readPngParameters } from '../../src/engine/image/index.js';
-import { RedisQueueClient } from '../../src/queue/redis-client.js';
-import { EngineWorker } from '../../src/queue/worker.js';
-import { startRedis, type TestRedis } from '../helpers/redis-server.js';
+import { startTinyEngineStack, type TinyEngineStack } from '../helpers/tiny-engine-stack.js';
 import { solidPng } from './memory-queue.js';
 import { buttonValues, imageFileIds, startSlackHarness, waitBotMessage, waitFinal, type SlackHarness } from './slack-harness.js';
 
-const MODELS = join(import.meta.dirname, '..', 'fixtures', 'models');
-
 describe('Slack end to end with Redis and the tiny engine', () => {
-  let redis: TestRedis;
-  let client: RedisQueueClient;
-  let worker: EngineWorker;
-  let inputs: Redis;
+  let stack: TinyEngineStack;
   let h: SlackHarness;
   const alice = 'U0ALICE';
 
   beforeAll(async () => {
-    redis = await startRedis();
-    inputs = new Redis(redis.url, { maxRetriesPerRequest: null });
-    const engine = await createEngine({
-      fetchInput: async (key) => {
-        const b = await inputs.getBuffer(key);
-        return b ? new Uint8Array(b) : null;
-      },
-    });
-    worker = new EngineWorker({
-      redisUrl: redis.url, prefix: redis.prefix, engine, heartbeatMs: 200, progressIntervalMs: 0, previewIntervalMs: 0,
-      models: ['tiny-sd15', 'tiny-sd15-inpaint'].map((id) => ({ id, dir: join(MODELS, id), load: true })),
-    });
-    await worker.start();
-    client = await RedisQueueClient.connect({ redisUrl: redis.url, prefix: redis.prefix, pollMs: 200 });
-    h = await startSlackHarness({
-      queue: client,
-      models: [
-        { id: 'tiny-sd15', family: 'sd15', role: 'base', defaultSize: { width: 64, height: 64 }, isDefault: true },
-        { id: 'tiny-sd15-inpaint', family: 'sd15', role: 'inpaint', defaultSize: { width: 64, height: 64 } },
-      ],
-    });
-    for (let k = 0; k < 50 && (await client.models()).length < 2; k++) await new Promise((r) => setTimeout(r, 100));
+    stack = await startTinyEngineStack();
+    h = await startSlackHarness({ queue: stack.client, models: stack.catalog });
     await h.bot.core.catalog.refresh();
   }, 60_000);
   afterAll(async () => {
     await h?.close();
-    await client?.close();
-    await worker?.shutdown(1000);
-    inputs?.disconnect();
-    await redis?.stop();
+    await stack?.close();
   });
 
   it('/imagine → progress → uploaded grid with buttons → V2 → a new img2img result', async () => {

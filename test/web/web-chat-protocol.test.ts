@@ -59,7 +59,7 @@ describe('web chat protocol', () => {
   let bob: Page;
 
   beforeAll(async () => {
-    queue = new MemoryQueue({ models: ['tiny-sd15', 'tiny-sd15-inpaint'], steps: 3, stepMs: 5, size: 64 });
+    queue = new MemoryQueue({ models: ['tiny-sd15', 'tiny-sd15-inpaint', 'tiny-sd15-controlnet'], steps: 3, stepMs: 5, size: 64 });
     chat = await startWebChat({
       port: 0, adminUserIds: ['alice'],
       coreOptions: {
@@ -67,6 +67,7 @@ describe('web chat protocol', () => {
         models: [
           { id: 'tiny-sd15', family: 'sd15', role: 'base', defaultSize: { width: 64, height: 64 }, isDefault: true },
           { id: 'tiny-sd15-inpaint', family: 'sd15', role: 'inpaint', defaultSize: { width: 64, height: 64 } },
+          { id: 'tiny-sd15-controlnet', family: 'sd15', role: 'controlnet', defaultSize: { width: 64, height: 64 } },
         ],
       },
     });
@@ -118,6 +119,36 @@ describe('web chat protocol', () => {
     expect(queue.enqueued.at(-1)?.request).toMatchObject({ model: 'tiny-sd15-inpaint', prompt: 'a red door' });
     expect(queue.enqueued.at(-1)?.request.initImage).not.toBeNull();
     expect(queue.enqueued.at(-1)?.request.maskImage).not.toBeNull();
+  });
+
+  it('a picture in the control-image slot, or sent with --control, is a ControlNet job on the ControlNet model', async () => {
+    const upload = async (bytes: Uint8Array) => {
+      const res = await fetch(new URL('/upload?name=edges.png', chat.url), { method: 'POST', body: Buffer.from(bytes), headers: { 'content-type': 'image/png' } });
+      return ((await res.json()) as { url: string }).url.slice('/files/'.length);
+    };
+    const inputOf = (ref: unknown) => Buffer.from(queue.inputs.get((ref as { key: string }).key) ?? []);
+    const edges = await solidPng(64, 64, 200);
+    alice.send({ type: 'send', text: '/imagine a castle --control canny --control-scale 0.6', control: await upload(edges) });
+    await alice.until(() => queue.enqueued.at(-1)?.request.prompt === 'a castle');
+    const slotted = queue.enqueued.at(-1)!.request;
+    expect(slotted).toMatchObject({ kind: 'controlnet', model: 'tiny-sd15-controlnet', controlPreprocess: 'canny', controlScale: 0.6, initImage: null });
+    expect(inputOf(slotted.controlImage).equals(Buffer.from(edges))).toBe(true);
+    // Everyone sees the control picture on the sender's message.
+    await bob.until(() => [...bob.messages.values()].find((m) => m.kind === 'user' && m.text?.includes('a castle') && m.images.length === 1));
+
+    // Replying to a result with an ordinary attachment and --control: the attachment (newest picture) is the control image.
+    const grid = await alice.until(() => alice.finalResults().find((m) => m.images.length > 0));
+    const shapes = await solidPng(64, 64, 30);
+    alice.send({ type: 'send', text: '/imagine a tower --control none', files: [await upload(shapes)], replyTo: grid.id });
+    await alice.until(() => queue.enqueued.at(-1)?.request.prompt === 'a tower');
+    const flagged = queue.enqueued.at(-1)!.request;
+    expect(flagged).toMatchObject({ kind: 'controlnet', model: 'tiny-sd15-controlnet', controlPreprocess: 'none', initImage: null, maskImage: null });
+    expect(inputOf(flagged.controlImage).equals(Buffer.from(shapes))).toBe(true);
+
+    // A control image beside an image to work on is refused, privately.
+    alice.send({ type: 'send', text: '/imagine a gate', files: [await upload(shapes)], control: await upload(edges) });
+    await alice.until(() => [...alice.messages.values()].find((m) => m.kind === 'error' && m.ephemeral && m.lines.join().includes('ControlNet')));
+    expect(queue.enqueued.at(-1)?.request.prompt).toBe('a tower');
   });
 
   it('errors and admin answers go only to the sender; non-admins are refused', async () => {

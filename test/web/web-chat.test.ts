@@ -1,64 +1,39 @@
 /**
  * The local web chat in a real browser: chromium → the page → websocket → bot core → real Redis (BullMQ) → a real
  * engine worker on the tiny ONNX model → progress with previews, the grid with its buttons → V1 → a variation;
- * completion hints from the options table, a picture plus mask for inpaint, an admin command.
+ * completion hints from the options table, a picture plus mask for inpaint, a control image for ControlNet (checked
+ * against the diffusers reference), an admin command.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
+import sharp from 'sharp';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createEngine } from '../../src/engine/create-engine.js';
-import { RedisQueueClient } from '../../src/queue/redis-client.js';
-import { EngineWorker } from '../../src/queue/worker.js';
 import { silentLogger } from '../../src/queue/logger.js';
 import { startWebChat, type WebChat } from '../../src/bot/web/start.js';
 import { solidPng } from '../bot/memory-queue.js';
-import { startRedis, type TestRedis } from '../helpers/redis-server.js';
+import { FIXTURE_MODELS as MODELS } from '../helpers/fixture-cases.js';
+import { startTinyEngineStack, type TinyEngineStack } from '../helpers/tiny-engine-stack.js';
 import { findChromium, launchChromium, SKIP_REASON, type TestBrowser } from './browser.js';
 
-const MODELS = join(import.meta.dirname, '..', 'fixtures', 'models');
 const ARTIFACTS = join(import.meta.dirname, '..', 'artifacts');
 const chromiumPath = findChromium();
 /** The suite shares a 2-core machine: give the page time. */
 const POLL = { timeout: 20_000 };
 
 describe.skipIf(!chromiumPath)(`web chat in chromium${chromiumPath ? '' : ` (skipped: ${SKIP_REASON})`}`, () => {
-  let redis: TestRedis;
-  let inputs: Redis;
-  let worker: EngineWorker;
-  let client: RedisQueueClient;
+  let stack: TinyEngineStack;
   let chat: WebChat;
   let browser: TestBrowser;
   let page: Page;
   const frames: string[] = [];
 
   beforeAll(async () => {
-    redis = await startRedis();
-    inputs = new Redis(redis.url, { maxRetriesPerRequest: null });
-    const engine = await createEngine({
-      fetchInput: async (key) => {
-        const b = await inputs.getBuffer(key);
-        return b ? new Uint8Array(b) : null;
-      },
-    });
-    worker = new EngineWorker({
-      redisUrl: redis.url, prefix: redis.prefix, engine, heartbeatMs: 200, progressIntervalMs: 0, previewIntervalMs: 0, logger: silentLogger,
-      models: ['tiny-sd15', 'tiny-sd15-inpaint'].map((id) => ({ id, dir: join(MODELS, id), load: true })),
-    });
-    await worker.start();
-    client = await RedisQueueClient.connect({ redisUrl: redis.url, prefix: redis.prefix, pollMs: 200, logger: silentLogger });
-    for (let k = 0; k < 50 && (await client.models()).length < 2; k++) await new Promise((r) => setTimeout(r, 100));
+    stack = await startTinyEngineStack({ models: ['tiny-sd15', 'tiny-sd15-inpaint', 'tiny-sd15-controlnet'] });
     chat = await startWebChat({
       port: 0,
       notice: 'Demo model: tiny-sd15 is a smoke-test model; its pictures are noise.',
-      coreOptions: {
-        queue: client, progressIntervalMs: 50, logger: silentLogger,
-        models: [
-          { id: 'tiny-sd15', family: 'sd15', role: 'base', defaultSize: { width: 64, height: 64 }, isDefault: true },
-          { id: 'tiny-sd15-inpaint', family: 'sd15', role: 'inpaint', defaultSize: { width: 64, height: 64 } },
-        ],
-      },
+      coreOptions: { queue: stack.client, progressIntervalMs: 50, logger: silentLogger, models: stack.catalog },
     });
     browser = await launchChromium(chromiumPath ?? '');
     page = await browser.context.newPage();
@@ -70,10 +45,7 @@ describe.skipIf(!chromiumPath)(`web chat in chromium${chromiumPath ? '' : ` (ski
   afterAll(async () => {
     await browser?.close();
     await chat?.stop();
-    await client?.close();
-    await worker?.shutdown(1000);
-    inputs?.disconnect();
-    await redis?.stop();
+    await stack?.close();
   });
 
   async function lastBot(kind: string): Promise<ReturnType<Page['locator']>> {
@@ -160,6 +132,26 @@ describe.skipIf(!chromiumPath)(`web chat in chromium${chromiumPath ? '' : ` (ski
     expect(await remix.locator('.replyref').textContent()).toContain('a photo of a dog');
   }, 90_000);
 
+  it('a picture in the control-image slot steers a ControlNet job: the result is the diffusers reference for that edge map', async () => {
+    const before = await page.locator('.msg.bot[data-kind="result"][data-final="true"]').count();
+    const inputsBefore = stack.engineInputs.length;
+    await page.locator('#control-file').setInputFiles(join(MODELS, 'edges_64.png'));
+    await expect.poll(() => page.locator('#pending .chip').allTextContents(), POLL).toEqual([expect.stringContaining('control: edges_64.png')]);
+    // The fixture case cn_euler_a (tiny-sd15-controlnet.cases.json); its first image is seed 42's.
+    await page.locator('#input').fill('/imagine a photo of a cat --seed 42 --steps 10 --sampler euler_a --cfg 7.5 --count 1 --control none');
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.locator('.msg.bot[data-kind="result"][data-final="true"]').count(), { timeout: 60_000 }).toBe(before + 1);
+    const result = page.locator('.msg.bot[data-kind="result"]').last();
+    expect(await result.textContent()).toContain('controlnet');
+    const url = await result.locator('.images img').first().getAttribute('src');
+    const got = Buffer.from(await (await fetch(new URL(url ?? '', chat.url))).arrayBuffer());
+    expect(await worstPixelDiff(got, join(MODELS, 'cn_euler_a_0.png'))).toBeLessThanOrEqual(2);
+    // The tiny ControlNet moves pixels little, so check the engine was given exactly that edge map, too.
+    const fed = stack.engineInputs.slice(inputsBefore);
+    expect(fed).toHaveLength(1);
+    expect(await worstPixelDiff(Buffer.from(fed[0]!), join(MODELS, 'edges_64.png'))).toBe(0);
+  }, 90_000);
+
   it('admin commands answer privately; bad flags get a readable error', async () => {
     await page.locator('#input').fill('/sd-admin models');
     await page.keyboard.press('Enter');
@@ -170,3 +162,12 @@ describe.skipIf(!chromiumPath)(`web chat in chromium${chromiumPath ? '' : ` (ski
     await expect.poll(() => page.locator('.msg.bot[data-kind="error"]').last().textContent(), POLL).toContain('Did you mean `--seed`?'.replace(/`/g, ''));
   }, 30_000);
 });
+
+/** Largest per-channel difference (0–255) between two pictures of the same size, compared as RGB. */
+async function worstPixelDiff(a: Buffer | string, b: Buffer | string): Promise<number> {
+  const [x, y] = await Promise.all([a, b].map((p) => sharp(p).removeAlpha().toColourspace('srgb').raw().toBuffer()));
+  if (!x || !y || x.length !== y.length) return Infinity;
+  let worst = 0;
+  for (let k = 0; k < x.length; k++) worst = Math.max(worst, Math.abs((x[k] ?? 0) - (y[k] ?? 0)));
+  return worst;
+}

@@ -34,7 +34,7 @@ export function helpText(): string {
       .filter(Boolean).join('; ');
     lines.push(`${names} ${value === 'text' ? '' : `\`${value}\` `}— ${o.help}${extra ? ` (${extra})` : ''}`);
   }
-  lines.push('', 'Reply to any picture and mention me to remix it (a second image in your reply is the inpaint mask).');
+  lines.push('', 'Reply to any picture and mention me to remix it (a second image in your reply is the inpaint mask; with `--control canny` or `--control none` your newest picture is the ControlNet control image).');
   return lines.join('\n');
 }
 

@@ -238,7 +238,7 @@ function resolveKind(v: Parsed, images: Partial<Record<ImageSlot, RemoteImage>>)
     if (v.mode) throw new UserError(`\`--mode ${v.mode}\` doesn't combine with a ControlNet control image.`);
     return 'controlnet';
   }
-  if (v.control !== undefined || v.control_scale !== undefined) throw new UserError('`--control` and `--control-scale` need a `control_image` attachment.');
+  if (v.control !== undefined || v.control_scale !== undefined) throw new UserError('`--control` and `--control-scale` need a control image: the `control_image` option of `/imagine` on Discord, or a picture sent with the flags (mention the bot with it, or attach it in the web chat).');
   if (!has('image')) {
     if (has('mask')) throw new UserError('A mask needs an image to paint on: add the `image` option too (or reply to a picture).');
     if (v.mode) throw new UserError(`\`--mode ${v.mode}\` needs an image: attach one with the \`image\` option, or reply to a picture and mention me.`);

@@ -13,6 +13,7 @@ import type { Origin } from '../../queue/job.js';
 import type { BotCore } from '../core/bot-core.js';
 import { userMessageFor } from '../core/errors.js';
 import { fetchCheckedImage, type FetchPolicy } from '../core/fetch-image.js';
+import { imageSlots } from '../core/image-slots.js';
 import { helpText, isHelpRequest } from '../core/help.js';
 import { ASPECT_SUGGESTIONS } from '../core/options.js';
 import type { ImagineInput, RawValue, RemoteImage } from '../core/validate.js';
@@ -187,14 +188,8 @@ async function remixSubmit(i: ModalSubmitInteraction, deps: InteractionDeps): Pr
   const raw = (await deps.client.rest.get(Routes.channelMessage(i.channelId ?? '', messageId))) as APIMessage;
   const pictures = raw.attachments.map(remoteFromApi).filter(looksLikeImage);
   const text = i.fields.getTextInputValue(REMIX_FIELD);
-  const draft = deps.core.prepare({ text, images: imageSlots(pictures), origin });
+  const draft = deps.core.prepare({ text, images: imageSlots(pictures, text), origin });
   const request = await deps.core.attachImages(draft, deps.fetchPolicy);
   await deps.core.run(request, interactionSink(i, deps.core.options.logger), { maxUploadBytes: uploadLimit(i), startedAt, notes: draft.notes });
-}
-
-/** The first picture is the image to work on; a second one is the inpaint mask. */
-export function imageSlots(pictures: RemoteImage[]): ImagineInput['images'] {
-  const [image, mask] = pictures;
-  return { ...(image ? { image } : {}), ...(mask ? { mask } : {}) };
 }
 

@@ -11,7 +11,7 @@ import { helpText } from '../core/help.js';
 import type { FetchPolicy } from '../core/fetch-image.js';
 import type { MessageSink } from '../core/throttled-sink.js';
 import { imagesOf } from './attachments.js';
-import { imageSlots } from './interactions.js';
+import { imageSlots } from '../core/image-slots.js';
 import { DEFAULT_UPLOAD_LIMIT, renderPayload } from './render.js';
 
 export interface MessageDeps {
@@ -49,7 +49,7 @@ export async function handleMessage(message: Message, deps: MessageDeps): Promis
       platform: 'discord', userId: message.author.id, userName: message.author.username, replyTo: message.id,
       channelId: message.channelId, ...(message.guildId ? { guildId: message.guildId } : {}),
     };
-    const draft = deps.core.prepare({ text, images: imageSlots(pictures), origin });
+    const draft = deps.core.prepare({ text, images: imageSlots(pictures, text), origin });
     const request = await deps.core.attachImages(draft, deps.fetchPolicy);
     await deps.core.run(request, messageSink(message), { maxUploadBytes: DEFAULT_UPLOAD_LIMIT, startedAt, notes: draft.notes });
   } catch (err) {

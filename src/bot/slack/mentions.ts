@@ -1,8 +1,9 @@
 /**
  * Remix by mention: a message that mentions the bot and carries a picture (or replies in the thread of one) makes
  * an img2img job with the message's text as prompt (flags allowed); a second picture is the inpaint mask. As on
- * Discord, the thread's first message comes first, then the reply's own files. Results go into the thread; errors
- * are shown only to the sender (chat.postEphemeral).
+ * Discord, the thread's first message comes first, then the reply's own files. With `--control canny|none` the newest
+ * picture is a ControlNet control image instead (see image-slots.ts). Results go into the thread; errors are shown
+ * only to the sender (chat.postEphemeral).
  */
 import type { App, types } from '@slack/bolt';
 import type { Origin } from '../../queue/job.js';
@@ -53,7 +54,7 @@ async function remix(e: Mention, threadTs: string, client: Client, botUserId: st
     return;
   }
   const origin: Origin = { platform: 'slack', userId: user, channelId: e.channel, replyTo: threadTs, ...(e.team ? { guildId: e.team } : {}) };
-  const draft = deps.core.prepare({ text, images: imageSlots(pictures), origin });
+  const draft = deps.core.prepare({ text, images: imageSlots(pictures, text), origin });
   const request = await deps.core.attachImages(draft, deps.fetchPolicy);
   const out = slackSink(client, { channel: e.channel, threadTs }, deps.core.options.logger);
   await deps.core.run(request, out.sink, { maxUploadBytes: SLACK_UPLOAD_LIMIT, startedAt, notes: draft.notes });

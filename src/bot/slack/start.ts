@@ -119,7 +119,9 @@ export async function startSlackBot(opts: SlackBotOptions): Promise<SlackBot> {
     // processBeforeResponse false: ack() answers the HTTP request at once, and the handler carries on after it.
     receiver = new HTTPReceiver({ signingSecret: opts.signingSecret, endpoints: SLACK_EVENTS_PATH, logger, processBeforeResponse: false });
   }
-  const app = new App({ token: opts.token, receiver, logger, clientOptions });
+  // convoStore false: the bot keeps no conversation state in Bolt, whose default store answers every event with a
+  // rejected lookup (an Error and its stack trace built per request, ahead of the ack).
+  const app = new App({ token: opts.token, receiver, logger, clientOptions, convoStore: false });
   const deps: SlackDeps = {
     core,
     adminUserIds: new Set(opts.adminUserIds ?? []),

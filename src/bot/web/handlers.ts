@@ -1,6 +1,7 @@
 /**
  * Web chat events → the bot core, the way the Discord adapter does it: `/imagine` (prepare → attachImages → run),
- * a picture dropped on a message or the input box (img2img; a second picture is the inpaint mask), buttons
+ * a picture dropped on a message or the input box (img2img; a second picture is the inpaint mask; with `--control`
+ * the newest picture is a ControlNet control image), a picture in the control-image slot (ControlNet), buttons
  * (followUp → run), `/sd-admin`. Input the core rejects is answered privately to the sender.
  */
 import type { Origin } from '../../queue/job.js';
@@ -10,7 +11,7 @@ import type { FetchPolicy } from '../core/fetch-image.js';
 import { helpText, isHelpRequest } from '../core/help.js';
 import type { MessageSink } from '../core/throttled-sink.js';
 import { imageSlots } from '../core/image-slots.js';
-import type { RemoteImage } from '../core/validate.js';
+import type { ImagineInput, RemoteImage } from '../core/validate.js';
 import { adminUsage, parseAdminText } from './admin-text.js';
 import { newMessageId, type Channel } from './channel.js';
 import type { ChatAuthor, ChatMessage, WireImage } from './wire.js';
@@ -53,9 +54,16 @@ function splitCommand(text: string): { command: string; rest: string } {
   return m ? { command: (m[1] ?? '').toLowerCase(), rest: m[2] ?? '' } : { command: '', rest: text.trim() };
 }
 
+/** What a message carries: pictures in order (image, inpaint mask), and one for the control-image slot. */
+export interface SentPictures {
+  images: WireImage[];
+  control?: WireImage;
+}
+
 /** A message typed by `user`: shown to everyone, then acted on. */
-export async function handleSend(user: ChatAuthor, text: string, images: WireImage[], replyTo: string | undefined, deps: HandlerDeps): Promise<void> {
+export async function handleSend(user: ChatAuthor, text: string, sent: SentPictures, replyTo: string | undefined, deps: HandlerDeps): Promise<void> {
   const { channel } = deps;
+  const images = sent.control ? [...sent.images, sent.control] : sent.images;
   const target = replyTo ? channel.get(replyTo) : undefined;
   const message: ChatMessage = {
     id: newMessageId(), author: user, kind: 'user', text, lines: [], images, buttons: [], final: true, ts: Date.now(),
@@ -69,7 +77,7 @@ export async function handleSend(user: ChatAuthor, text: string, images: WireIma
     } else if (command === '/sd-admin') {
       await admin(user, rest, message.id, deps);
     } else if (command === '/imagine' || (command === '' && (images.length > 0 || (target?.images.length ?? 0) > 0))) {
-      await imagine(user, rest, [...(target?.images ?? []), ...images], message.id, deps);
+      await imagine(user, rest, slotsFor(rest, sent, target?.images ?? [], deps), message.id, deps);
     } else {
       channel.whisper(user.id, [command ? `I don't know \`${command}\`. Try \`/imagine a lighthouse at dusk --ar 16:9\` or \`/help\`.` : 'To make a picture, start with `/imagine`, e.g. `/imagine a lighthouse at dusk --ar 16:9`. Drop a picture on a message to remix it.'], message.id);
     }
@@ -78,10 +86,20 @@ export async function handleSend(user: ChatAuthor, text: string, images: WireIma
   }
 }
 
-async function imagine(user: ChatAuthor, text: string, pictures: WireImage[], replyTo: string, deps: HandlerDeps): Promise<void> {
+/**
+ * The picture replied to (or dropped on) comes first; of the pictures sent, the next is the inpaint mask. A picture
+ * in the control-image slot is the control image, and the message replied to is then only context: its picture is
+ * not also the image to work on (ControlNet starts from noise).
+ */
+function slotsFor(text: string, sent: SentPictures, replied: WireImage[], deps: HandlerDeps): ImagineInput['images'] {
+  const own = sent.images.map((p) => remote(p, deps));
+  if (sent.control) return { ...imageSlots(own), control: remote(sent.control, deps) };
+  return imageSlots([...replied.map((p) => remote(p, deps)), ...own], text);
+}
+
+async function imagine(user: ChatAuthor, text: string, images: ImagineInput['images'], replyTo: string, deps: HandlerDeps): Promise<void> {
   const startedAt = Date.now();
-  // The picture replied to (or dropped on) comes first; of the pictures sent, the next is the inpaint mask.
-  const draft = deps.core.prepare({ text, images: imageSlots(pictures.map((p) => remote(p, deps))), origin: originFor(user, replyTo) });
+  const draft = deps.core.prepare({ text, images, origin: originFor(user, replyTo) });
   const request = await deps.core.attachImages(draft, fetchPolicyFor(deps.selfBase()));
   await deps.core.run(request, replySink(deps.channel, replyTo), { maxUploadBytes: deps.maxUploadBytes, startedAt, notes: draft.notes });
 }

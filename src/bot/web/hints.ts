@@ -34,7 +34,7 @@ export function buildHints(core: BotCore, notice?: string): Hints {
   return {
     ...(notice ? { notice } : {}),
     commands: [
-      { name: '/imagine', help: 'Make pictures: /imagine PROMPT [--flags]. Drop a picture on the box (a second one is the inpaint mask) for img2img.' },
+      { name: '/imagine', help: 'Make pictures: /imagine PROMPT [--flags]. Drop a picture on the box (a second one is the inpaint mask) for img2img; ◧ takes a ControlNet control image.' },
       { name: '/sd-admin', help: 'Manage models, workers, defaults and users' },
       { name: '/help', help: 'Every /imagine flag, its range and default' },
     ],

@@ -67,8 +67,9 @@ function parseEvent(raw: string): ClientEvent | null {
   if (e.type === 'hello' && typeof e.userId === 'string' && typeof e.name === 'string' && typeof e.secret === 'string' && e.secret.length >= 16) {
     return { type: 'hello', userId: e.userId, name: e.name, secret: e.secret };
   }
-  if (e.type === 'send' && typeof e.text === 'string' && (e.files === undefined || isStrings(e.files)) && (e.replyTo === undefined || typeof e.replyTo === 'string')) {
-    return { type: 'send', text: e.text, ...(e.files ? { files: e.files } : {}), ...(e.replyTo ? { replyTo: e.replyTo } : {}) };
+  if (e.type === 'send' && typeof e.text === 'string' && (e.files === undefined || isStrings(e.files)) && (e.replyTo === undefined || typeof e.replyTo === 'string')
+    && (e.control === undefined || typeof e.control === 'string')) {
+    return { type: 'send', text: e.text, ...(e.files ? { files: e.files } : {}), ...(e.control ? { control: e.control } : {}), ...(e.replyTo ? { replyTo: e.replyTo } : {}) };
   }
   if (e.type === 'click' && typeof e.messageId === 'string' && typeof e.buttonId === 'string') return { type: 'click', messageId: e.messageId, buttonId: e.buttonId };
   return null;
@@ -139,9 +140,10 @@ export async function startWebChat(opts: WebChatOptions = {}): Promise<WebChat> 
       }
       if (!user) return;
       if (event.type === 'send') {
-        const images: WireImage[] = (event.files ?? []).filter((f) => typeof f === 'string' && channel.files.get(f)).slice(0, 2)
-          .map((f) => ({ url: `/files/${f}`, name: channel.files.get(f)?.name ?? 'image' }));
-        handleSend(user, event.text.slice(0, 6000), images, event.replyTo, deps).catch(logFailure);
+        const wire = (f: string): WireImage => ({ url: `/files/${f}`, name: channel.files.get(f)?.name ?? 'image' });
+        const images = (event.files ?? []).filter((f) => channel.files.get(f)).slice(0, 2).map(wire);
+        const control = event.control && channel.files.get(event.control) ? wire(event.control) : undefined;
+        handleSend(user, event.text.slice(0, 6000), { images, ...(control ? { control } : {}) }, event.replyTo, deps).catch(logFailure);
       } else {
         handleClick(user, event.messageId, event.buttonId, deps).catch(logFailure);
       }

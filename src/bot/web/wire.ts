@@ -38,7 +38,8 @@ export interface ChatMessage {
 export type ClientEvent =
   /** `secret`: random, kept in the browser; binds the user id to this browser (see IdentityBook). */
   | { type: 'hello'; userId: string; name: string; secret: string }
-  | { type: 'send'; text: string; files?: string[]; replyTo?: string }
+  /** `files`: uploads in order (image, then inpaint mask); `control`: an upload for the ControlNet control image slot. */
+  | { type: 'send'; text: string; files?: string[]; control?: string; replyTo?: string }
   | { type: 'click'; messageId: string; buttonId: string };
 
 export type ServerEvent =

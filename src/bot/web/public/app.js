@@ -8,7 +8,7 @@ const input = $('input');
 const hintsBox = $('hints');
 const pendingBox = $('pending');
 
-const state = { me: null, socket: null, hints: null, messages: new Map(), pendingFiles: [], replyTo: null, hintItems: [], hintIndex: -1 };
+const state = { me: null, socket: null, hints: null, messages: new Map(), pendingFiles: [], pendingControl: null, replyTo: null, hintItems: [], hintIndex: -1 };
 
 // ---- identity: a random id kept in this browser; the name is only for display ----
 function identity() {
@@ -176,10 +176,14 @@ function send(event) {
 $('form').addEventListener('submit', (ev) => {
   ev.preventDefault();
   const text = input.value.trim();
-  if (!text && state.pendingFiles.length === 0) return;
-  send({ type: 'send', text, files: state.pendingFiles.map((f) => f.id), ...(state.replyTo ? { replyTo: state.replyTo } : {}) });
+  if (!text && state.pendingFiles.length === 0 && !state.pendingControl) return;
+  send({
+    type: 'send', text, files: state.pendingFiles.map((f) => f.id),
+    ...(state.pendingControl ? { control: state.pendingControl.id } : {}), ...(state.replyTo ? { replyTo: state.replyTo } : {}),
+  });
   input.value = '';
   state.pendingFiles = [];
+  state.pendingControl = null;
   state.replyTo = null;
   renderPending();
   hideHints();
@@ -206,6 +210,19 @@ async function addFiles(files) {
   input.focus();
 }
 
+/** The control-image slot holds one picture (ControlNet); a new one replaces it. */
+async function setControl(files) {
+  const f = [...files].find((f) => f.type.startsWith('image/') || /\.(png|jpe?g|webp|gif|avif)$/i.test(f.name));
+  if (!f) return;
+  try {
+    state.pendingControl = await upload(f);
+  } catch (err) {
+    alert(err.message);
+  }
+  renderPending();
+  input.focus();
+}
+
 function renderPending() {
   const chips = [];
   if (state.replyTo) {
@@ -224,11 +241,19 @@ function renderPending() {
     chip.append(x);
     chips.push(chip);
   });
+  if (state.pendingControl) {
+    const chip = el('span', { className: 'chip' }, [el('img', { src: state.pendingControl.url }), `control: ${state.pendingControl.name}`]);
+    const x = el('button', { textContent: '✕', title: 'Remove' });
+    x.addEventListener('click', () => { state.pendingControl = null; renderPending(); });
+    chip.append(x);
+    chips.push(chip);
+  }
   pendingBox.replaceChildren(...chips);
   pendingBox.hidden = chips.length === 0;
 }
 
 $('file').addEventListener('change', (ev) => { void addFiles(ev.target.files); ev.target.value = ''; });
+$('control-file').addEventListener('change', (ev) => { void setControl(ev.target.files); ev.target.value = ''; });
 
 const composer = $('composer');
 composer.addEventListener('dragover', (ev) => { ev.preventDefault(); composer.classList.add('drop'); });
@@ -285,7 +310,7 @@ function suggest(before) {
     if (words.length === 2 && words[0] === 'default') return ['server', 'channel'].filter((s) => s.startsWith(last)).map((s) => ({ replace: last, insert: `${s} `, label: s, help: 'scope' }));
     return [];
   }
-  if (!/^\/imagine\s/i.test(before) && !(state.replyTo || state.pendingFiles.length)) return [];
+  if (!/^\/imagine\s/i.test(before) && !(state.replyTo || state.pendingFiles.length || state.pendingControl)) return [];
   const flag = /(?:^|\s)((?:--|—)[\w-]*)$/.exec(before);
   if (flag) {
     const typed = flag[1].replace(/^—/, '--').toLowerCase();
