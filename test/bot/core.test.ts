@@ -83,6 +83,14 @@ describe('validator', () => {
     expect((await draft('', { options: { mode: 'upscale' }, images: { image: img } })).request).toMatchObject({ kind: 'upscale', model: 'x4-upscaler', count: 1 });
     expect((await draft('a hat', { images: { image: img, mask: img } })).request).toMatchObject({ kind: 'inpaint', model: 'sd15-inpainting' });
   });
+  it('takes --noise-level for upscales and variations only', async () => {
+    const img = { url: 'https://cdn.discordapp.com/a.png' };
+    expect((await draft('--noise-level 60', { options: { mode: 'upscale' }, images: { image: img } })).request).toMatchObject({ kind: 'upscale', noiseLevel: 60 });
+    expect((await draft('--noise-level 300 --mode variation', { images: { image: img } })).request).toMatchObject({ kind: 'variation', noiseLevel: 300 });
+    expect((await draft('', { options: { mode: 'upscale' }, images: { image: img } })).request).toMatchObject({ noiseLevel: null });
+    await fails('a fox --noise-level 10', /applies to `--mode upscale` and `--mode variation` only/);
+    await fails('a fox --noise-level 1000', /noise/i);
+  });
   it('turns a control image into a ControlNet job on the ControlNet model', async () => {
     const img = { url: 'https://cdn.discordapp.com/a.png' };
     const c = { catalog: await (async () => {

@@ -69,6 +69,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { name: 'image', type: 'attachment', help: 'Start image (img2img, inpaint, depth, upscale, variation)', flags: [] },
   { name: 'mask', type: 'attachment', help: 'Inpaint mask: white = repaint, black = keep', flags: [] },
   { name: 'depth', type: 'attachment', help: 'Depth map for depth mode (estimated when left out)', flags: [] },
+  { name: 'noise_level', type: 'integer', help: 'Upscale / variation: noise added to the image (x4 upscaler 0-350, default 20) or to its embedding (unCLIP variations, default 0)', flags: ['--noise-level'], min: 0, max: 999, defaultText: "pipeline's default", example: '100' },
   { name: 'control', type: 'choice', help: 'ControlNet: turn the control image into edges (canny) or a depth map (depth) first, or use it as is', flags: ['--control'], choices: ['canny', 'depth', 'none'], defaultText: 'none' },
   { name: 'control_scale', type: 'number', help: 'ControlNet strength', flags: ['--control-scale'], min: 0, max: 2, defaultText: '1', example: '0.8' },
   { name: 'control_image', type: 'attachment', help: 'ControlNet control image (edges, depth map, pose…) that steers the composition', flags: [] },

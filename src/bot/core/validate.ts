@@ -61,7 +61,7 @@ type Parsed = {
   negative?: string; model?: string; sampler?: string; schedule?: string; steps?: number; cfg?: number;
   seed?: string; ar?: number; width?: number; height?: number; size?: Size; count?: number; strength?: number;
   mode?: Mode; orig?: Size; crop?: { top: number; left: number }; refiner?: string;
-  control?: 'canny' | 'depth' | 'none'; control_scale?: number;
+  control?: 'canny' | 'depth' | 'none'; control_scale?: number; noise_level?: number;
 };
 
 export function randomSeed(): string {
@@ -77,6 +77,9 @@ export function buildDraft(input: ImagineInput, ctx: ValidationContext): Draft {
   const notes: string[] = [];
 
   const kind = resolveKind(v, images);
+  if (v.noise_level !== undefined && kind !== 'upscale' && kind !== 'variation') {
+    throw new UserError('`--noise-level` applies to `--mode upscale` and `--mode variation` only.');
+  }
   const model = resolveModel(v, kind, ctx, notes);
   const family = ctx.catalog.info(model).family;
   for (const name of raw.keys()) checkFamily(optionByName(name), model, family);
@@ -109,6 +112,7 @@ export function buildDraft(input: ImagineInput, ctx: ValidationContext): Draft {
     ...(v.strength !== undefined ? { strength: v.strength } : {}),
     ...(v.control !== undefined ? { controlPreprocess: v.control } : {}),
     ...(v.control_scale !== undefined ? { controlScale: v.control_scale } : {}),
+    ...(v.noise_level !== undefined ? { noiseLevel: v.noise_level } : {}),
     refiner,
     previews: true,
     origin: input.origin,
