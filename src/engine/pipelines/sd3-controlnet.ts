@@ -208,8 +208,14 @@ export function controlFeeds(
     const z = sliceBatch(zeros, 0, rows);
     return (start: number, count: number) => Object.fromEntries(res.inputs.map((f) => [f.name, sliceBatch(z, start, count)]));
   };
+  // Each ControlNet alone was checked at load; summed lists are as long as the shortest, which may not map.
   const blocks = Math.min(...controls.map((c) => controlOutputs(c.graph).length));
-  const feeds = controls.length > 0 ? blockResiduals(res, blocks, config.since032, 'SD3 ControlNet') : [];
+  let feeds: { input: string; k: number }[] = [];
+  try {
+    if (controls.length > 0) feeds = blockResiduals(res, blocks, config.since032, 'These SD3 ControlNets cannot run together');
+  } catch (e) {
+    throw new BadRequestError(`${(e as Error).message}: their summed residuals are as many as the shortest list (${blocks}).`);
+  }
   const pooled = config.promptPooled ? text.pooled : { data: new Float32Array(text.pooled.data.length), dims: text.pooled.dims };
   return {
     /** Feeds for a run without control (e.g. the skip-layer pass), `rows` rows. */
