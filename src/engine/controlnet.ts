@@ -3,7 +3,7 @@
  * its own), and checking at load time that its residual outputs fit a UNet's residual inputs, so a ControlNet made
  * for another base model fails with both tensors named instead of inside ONNX Runtime during a job.
  *
- * Graph convention (README "Model folders"): inputs `sample`, `timestep`, `encoder_hidden_states`, `controlnet_cond`
+ * UNet graph convention (README "Model folders"): inputs `sample`, `timestep`, `encoder_hidden_states`, `controlnet_cond`
  * ([B,3,H,W] in [0,1]), `conditioning_scale` (rank 0); outputs `down_block_i` and `mid_block`, which feed the UNet's
  * inputs `down_block_i` and `mid_block_additional_residual`.
  */
@@ -17,7 +17,8 @@ export interface ControlNetEntry {
   dir: string;
 }
 
-const CONTROLNET_INPUTS = ['sample', 'timestep', 'encoder_hidden_states', 'controlnet_cond', 'conditioning_scale'] as const;
+/** The UNet ControlNet graph's inputs (SD3 ControlNets have their own, see pipelines/sd3-controlnet.ts). */
+export const UNET_CONTROLNET_INPUTS: readonly string[] = ['sample', 'timestep', 'encoder_hidden_states', 'controlnet_cond', 'conditioning_scale'];
 const UNET_RESIDUAL = /^(down_block_\d+|mid_block_additional_residual)$/;
 
 /** The UNet input a ControlNet output feeds. */
@@ -45,8 +46,10 @@ export function controlNetGraphPath(dir: string): string {
 /** Loaded graphs shared by every model that attaches the same ControlNet file (a real one is 0.7–1.4 GB). */
 const shared = new Map<string, { graph: Promise<ModelGraph>; refs: number }>();
 
-/** Loads (or shares) a ControlNet graph and checks its inputs; `release` when the model using it goes. */
-export async function acquireControlNet(path: string, providers: readonly Provider[]): Promise<{ graph: ModelGraph; release: () => Promise<void> }> {
+/** Loads (or shares) a ControlNet graph and checks it has `inputs`; `release` when the model using it goes. */
+export async function acquireControlNet(
+  path: string, providers: readonly Provider[], inputs: readonly string[] = UNET_CONTROLNET_INPUTS,
+): Promise<{ graph: ModelGraph; release: () => Promise<void> }> {
   const key = `${providers.join(',')}|${path}`;
   let entry = shared.get(key);
   if (!entry) {
@@ -67,7 +70,7 @@ export async function acquireControlNet(path: string, providers: readonly Provid
   let graph: ModelGraph;
   try {
     graph = await held.graph;
-    for (const n of CONTROLNET_INPUTS) graph.input(n);
+    for (const n of inputs) graph.input(n);
     if (graph.outputs.size === 0) throw new ModelFolderError(`${path}: the ControlNet graph has no outputs`);
   } catch (e) {
     await release().catch(() => {});

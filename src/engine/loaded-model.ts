@@ -11,9 +11,9 @@ import { ClipTokenizer } from './text/clip-tokenizer.js';
 import { T5Tokenizer } from './text/t5-tokenizer.js';
 import { BertTokenizer } from './text/bert-tokenizer.js';
 import type { EncodedPrompt } from './text/clip-tokenizer.js';
-import { sd3ControlLayout } from './pipelines/sd3-controlnet.js';
+import { checkSd3ControlNet, readSd3ControlNetConfig, SD3_CONTROLNET_INPUTS, type Sd3ControlNetConfig } from './pipelines/sd3-controlnet.js';
 import { loadImageConditioning, type ImageConditioning } from './image-conditioning.js';
-import { acquireControlNet, checkControlNetFits, controlNetGraphPath, type ControlNetEntry } from './controlnet.js';
+import { acquireControlNet, checkControlNetFits, controlNetGraphPath, UNET_CONTROLNET_INPUTS, type ControlNetEntry } from './controlnet.js';
 import { hasDepthEstimator, loadDepthEstimator, type DepthEstimator } from './depth-estimator.js';
 
 /** What the pipelines need of a prompt tokenizer (CLIP BPE, or BERT WordPiece in latent-diffusion folders). */
@@ -40,6 +40,8 @@ export interface LoadedModel {
   imageConditioning: ImageConditioning | null;
   /** ControlNets from outside the folder (models file / --controlnet), by id, each checked against the UNet. */
   controlnets: ReadonlyMap<string, ModelGraph>;
+  /** SD3 ControlNets' config.json settings (SD3 folders only), for the folder's own and every attached one. */
+  sd3ControlNetConfigs: ReadonlyMap<ModelGraph, Sd3ControlNetConfig>;
   /** What a control without a named ControlNet uses: the folder's own, else the first attached one. */
   defaultControlNet: ModelGraph | null;
   /**
@@ -126,21 +128,37 @@ export async function loadModel(dir: string, providers: readonly Provider[] = ['
     await Promise.all([...graphs.map((g) => g.release()), ...releases.map((r) => r())]);
   };
   const controlnets = new Map<string, ModelGraph>();
+  const sd3ControlNetConfigs = new Map<ModelGraph, Sd3ControlNetConfig>();
   let imageConditioning: ImageConditioning | null = null;
   try {
-    if (info.family === 'sd3') {
-      // Throws when the transformer's residual inputs and the ControlNet's outputs cannot be connected.
-      sd3ControlLayout(info, unet, controlnet);
+    const sd3 = info.family === 'sd3';
+    // Each check throws, naming both graphs, when the ControlNet's outputs cannot feed the denoiser's residual inputs.
+    if (sd3 && controlnet) {
+      const config = readSd3ControlNetConfig(controlnet.path);
+      checkSd3ControlNet(info, unet, controlnet, config, { controlnet: `${info.name}/controlnet`, model: info.name, ownFolder: true });
+      sd3ControlNetConfigs.set(controlnet, config);
     } else if (controlnet) {
-      expectInputs(controlnet, ['sample', 'timestep', 'encoder_hidden_states', 'controlnet_cond', 'conditioning_scale']);
+      expectInputs(controlnet, UNET_CONTROLNET_INPUTS);
       checkControlNetFits(controlnet, unet, { controlnet: `${info.name}/controlnet`, model: info.name });
     }
     for (const entry of extras.controlnets ?? []) {
       if (controlnets.has(entry.id)) throw new ModelFolderError(`${info.name}: two ControlNets have the id "${entry.id}"`);
-      if (info.family !== 'sd') throw new ModelFolderError(`ControlNet ${entry.id}: only SD 1.x / 2.x models take ControlNets here, ${info.name} is ${info.family}`);
-      const held = await acquireControlNet(controlNetGraphPath(entry.dir), providers);
+      if (info.family !== 'sd' && !sd3) throw new ModelFolderError(`ControlNet ${entry.id}: only SD 1.x / 2.x and SD3 / SD3.5 models take ControlNets here, ${info.name} is ${info.family}`);
+      const path = controlNetGraphPath(entry.dir);
+      const labels = { controlnet: `"${entry.id}" (${entry.dir})`, model: info.name };
+      const held = await acquireControlNet(path, providers, sd3 ? SD3_CONTROLNET_INPUTS : UNET_CONTROLNET_INPUTS).catch((e: unknown) => {
+        // Usually a ControlNet for the other kind of denoiser (UNet vs SD3 transformer): say which model it met.
+        if (!(e instanceof ModelFolderError)) throw e;
+        throw new ModelFolderError(`ControlNet ${labels.controlnet} cannot be used with ${info.name} (${info.family}): ${e.message}`);
+      });
       releases.push(held.release);
-      checkControlNetFits(held.graph, unet, { controlnet: `"${entry.id}" (${entry.dir})`, model: info.name });
+      if (sd3) {
+        const config = readSd3ControlNetConfig(path);
+        checkSd3ControlNet(info, unet, held.graph, config, { ...labels, ownFolder: false });
+        sd3ControlNetConfigs.set(held.graph, config);
+      } else {
+        checkControlNetFits(held.graph, unet, labels);
+      }
       controlnets.set(entry.id, held.graph);
     }
     imageConditioning = info.components.has('image_encoder') ? await loadImageConditioning(info.dir, unet, providers) : null;
@@ -152,7 +170,7 @@ export async function loadModel(dir: string, providers: readonly Provider[] = ['
   let estimator: Promise<DepthEstimator> | null = null;
   return {
     info, unet, vaeDecoder, vaeEncoder, textEncoder, textEncoder2, tokenizer, tokenizer2, textEncoder3, tokenizer3, controlnet, imageConditioning,
-    controlnets,
+    controlnets, sd3ControlNetConfigs,
     defaultControlNet: controlnet ?? controlnets.values().next().value ?? null,
     depthEstimatorDir,
     depthEstimator() {

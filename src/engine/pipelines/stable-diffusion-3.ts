@@ -1,6 +1,7 @@
 /**
  * Stable Diffusion 3 / 3.5 (MM-DiT, rectified flow): txt2img, img2img and ControlNet as diffusers'
- * StableDiffusion3Pipeline, StableDiffusion3Img2ImgPipeline and StableDiffusion3ControlNetPipeline (0.30.3).
+ * StableDiffusion3Pipeline, StableDiffusion3Img2ImgPipeline and StableDiffusion3ControlNetPipeline (0.30.3; SD3.5
+ * ControlNet configs as 0.32.0 runs them).
  *
  *   CLIP-L + CLIP-G (penultimate layers, padded to the joint width) ‖ T5 along the sequence, pooled = both CLIP
  *   projections → flow-matching latents (16 channels) → transformer(x, σ·1000) → v-guidance → Euler/DPM++ step on σ
@@ -15,7 +16,7 @@ import { denoise, encodeClip, noiseSampler, randnPerImage, runDenoiser, startNoi
 import type { PipelineOutput, PipelineParams } from './types.js';
 import { BadRequestError } from '../../queue/job.js';
 import { num } from '../model-folder.js';
-import { controlFeeds, controlLatents, sd3ControlLayout } from './sd3-controlnet.js';
+import { controlFeeds, controlLatents, jointControlConfig, readSd3ControlNetConfig, sd3ResidualInputs, type Sd3Control } from './sd3-controlnet.js';
 
 interface Sd3Text {
   /** [1, 77 + L, joint] (77 + 77 zeros without T5). */
@@ -70,8 +71,8 @@ export async function runStableDiffusion3(model: LoadedModel, p: PipelineParams)
   const { info } = model;
   if (!model.textEncoder2 || !model.tokenizer2) throw new BadRequestError(`${info.name} lacks text_encoder_2/tokenizer_2, which SD3 needs.`);
   if (p.mask) throw new BadRequestError('Inpainting with SD3 is not supported yet.');
-  if ((p.controls?.length ?? 0) > 1) throw new BadRequestError('SD3 takes one ControlNet at a time (diffusers 0.30.3 has no SD3 MultiControlNet).');
-  const sd3Control = p.controls?.[0] ?? null;
+  const sd3Controls = p.controls ?? [];
+  const sd3Control = sd3Controls.length > 0;
   if (sd3Control && p.init) throw new BadRequestError('SD3 ControlNet works from text only: drop the init image (diffusers 0.30.3 has no SD3 ControlNet img2img).');
   if (sd3Control && p.slg && p.slg.scale > 0) throw new BadRequestError('Skip-layer guidance cannot be combined with an SD3 ControlNet yet.');
   const joint = num(info.unetConfig, 'joint_attention_dim', 4096);
@@ -108,17 +109,24 @@ export async function runStableDiffusion3(model: LoadedModel, p: PipelineParams)
     if (s !== 1) latents = { data: latents.data.map((v) => Math.fround(v * s)), dims: latents.dims };
   }
 
-  // ControlNet (StableDiffusion3ControlNetPipeline): residual feeds per step; zeros when the transformer takes residuals
-  // but this job has no control image.
-  const layout = sd3ControlLayout(info, model.unet, model.controlnet);
-  let control = null;
-  if (sd3Control && layout) {
+  // ControlNets (StableDiffusion3ControlNetPipeline, SD3MultiControlNetModel for several): summed residual feeds per
+  // step; zeros when the transformer takes residuals but this job has no control image.
+  const residualInputs = sd3ResidualInputs(info, model.unet);
+  if (sd3Control && !residualInputs) throw new BadRequestError(`${info.name}'s transformer takes no ControlNet residuals.`);
+  const controlConfig = jointControlConfig(sd3Controls.map((c) => model.sd3ControlNetConfigs.get(c.graph) ?? readSd3ControlNetConfig(c.graph.path)));
+  const controls: Sd3Control[] = [];
+  if (sd3Control) {
     if (!model.vaeEncoder) throw new BadRequestError(`${info.name} has no vae_encoder, which an SD3 ControlNet needs for its control image.`);
     const rows = n * (cfg ? 2 : 1);
-    const latents = await controlLatents(model.vaeEncoder, sd3Control.image, rows, new TorchGenerator(p.seeds[0]!), info.scalingFactor);
-    control = { latents, scale: sd3Control.scale, start: sd3Control.start, end: sd3Control.end };
+    // torch's global RNG, seeded with the job seed: one draw per control image, in order.
+    const rng = new TorchGenerator(p.seeds[0]!);
+    const shift = controlConfig.promptPooled ? info.shiftFactor : null;
+    for (const c of sd3Controls) {
+      const latents = await controlLatents(model.vaeEncoder, c.image, rows, rng, info.scalingFactor, shift);
+      controls.push({ graph: c.graph, latents, scale: c.scale, start: c.start, end: c.end });
+    }
   }
-  const residuals = layout ? controlFeeds(layout, model.controlnet, control, { hidden, pooledDims: pooled.dims }, [latentShape[1]!, latentShape[2]!]) : null;
+  const residuals = residualInputs ? controlFeeds(residualInputs, controls, controlConfig, { hidden, pooled }, [latentShape[1]!, latentShape[2]!]) : null;
 
   // Exports with a `skip_layers` input (one 0/1 per joint block) get zeros on every ordinary call.
   const skipInput = model.unet.inputs.get('skip_layers');
