@@ -39,6 +39,9 @@ export function followJob(
   return new Promise<JobOutcome>((resolve, reject) => {
     let done = false;
     let idle: NodeJS.Timeout | undefined;
+    // The sink keeps only the newest message, so a preview must ride along on later progress updates that carry none,
+    // or a throttled flush would drop it.
+    let preview: Uint8Array | undefined;
     const finish = (outcome: JobOutcome, message: Promise<BotMessage> | BotMessage) => {
       if (done) return;
       done = true;
@@ -62,7 +65,8 @@ export function followJob(
         case 'started':
           return out.push(startedMessage(request));
         case 'progress':
-          return out.push(progressMessage(request, u.step, u.total, u.preview));
+          preview = u.preview ?? preview;
+          return out.push(progressMessage(request, u.step, u.total, preview));
         case 'completed':
           return finish('completed', buildResult(queue, u.jobId, request, u.images, [...(options.notes ?? []), ...u.notes], options));
         case 'failed':
