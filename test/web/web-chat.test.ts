@@ -72,8 +72,7 @@ describe.skipIf(!chromiumPath)(`web chat in chromium${chromiumPath ? '' : ` (ski
 
   it('/imagine → queue position and progress with previews → the grid with U/V buttons → V1 → a variation', async () => {
     frames.length = 0;
-    // Enough steps that a preview outlives the core's 50 ms progress throttle even when the tiny model runs fast.
-    await page.locator('#input').fill('/imagine a photo of a cat --seed 42 --steps 40 --sampler euler_a');
+    await page.locator('#input').fill('/imagine a photo of a cat --seed 42 --steps 12 --sampler euler_a');
     await page.keyboard.press('Enter');
     const result = await lastBot('result');
     const events = frames.map((f) => JSON.parse(f) as { type: string; message?: { kind?: string; images: unknown[]; lines: string[] } });
