@@ -5,11 +5,9 @@
  * without one): final latents within 2e-3 + 1e-3·|ref|, images within 2/255.
  */
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import { createEngine } from '../../src/engine/create-engine.js';
-import type { PipelineOutput } from '../../src/engine/pipelines/types.js';
-import { parseRequest } from '../../src/queue/job.js';
-import { caseRequest, FIXTURE_MODELS, flatten, loadCases, maxAbsDiff, rawRgb, worstRatio } from '../helpers/fixture-cases.js';
+import { FIXTURE_MODELS, loadCases, runCase } from '../helpers/fixture-cases.js';
 
 describe('DPM++ SDE in the SD 1.x pipeline reproduces diffusers', async () => {
   const engine = await createEngine();
@@ -20,17 +18,7 @@ describe('DPM++ SDE in the SD 1.x pipeline reproduces diffusers', async () => {
 
   for (const c of loadCases('tiny-sd15-sde')) {
     it(`${c.id}: latents and images`, async () => {
-      let out: PipelineOutput | undefined;
-      const result = await engine.runJob(parseRequest(caseRequest(c)), { onOutput: (o) => (out = o) });
-      expect(out).toBeDefined();
-      expect(out!.latents.dims).toEqual(c.outputs.latents_shape);
-      expect(worstRatio(out!.latents.data, flatten(c.outputs.latents), 2e-3, 1e-3)).toBeLessThanOrEqual(1);
-      expect(result.images).toHaveLength(c.batch_size);
-      for (let i = 0; i < c.batch_size; i++) {
-        const ours = await rawRgb(result.images[i]!.png);
-        const ref = await rawRgb(join(FIXTURE_MODELS, `${c.id}_${i}.png`));
-        expect(maxAbsDiff(ours.data, ref.data)).toBeLessThanOrEqual(2);
-      }
+      await runCase(engine, c);
     });
   }
 });

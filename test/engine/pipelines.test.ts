@@ -5,9 +5,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine } from '../../src/engine/create-engine.js';
-import type { PipelineOutput } from '../../src/engine/pipelines/types.js';
-import { parseRequest } from '../../src/queue/job.js';
-import { caseRequest, FIXTURE_MODELS, flatten, loadCases, maxAbsDiff, rawRgb, worstRatio } from '../helpers/fixture-cases.js';
+import { FIXTURE_MODELS, flatten, loadCases, runCase } from '../helpers/fixture-cases.js';
 
 const MODELS = ['tiny-sd15', 'tiny-sd15-inpaint', 'tiny-sd2-v', 'tiny-sdxl', 'tiny-x4-upscaler', 'tiny-sd2-depth', 'tiny-sd3', 'tiny-sd15-controlnet', 'tiny-sdxl-refiner', 'tiny-sd35', 'tiny-ldm-vq'];
 
@@ -21,20 +19,8 @@ describe('SD 1.x / 2.x / SDXL pipelines reproduce diffusers', async () => {
   for (const model of MODELS) {
     for (const c of loadCases(model)) {
       it(`${c.id}: latents and images`, async () => {
-        let out: PipelineOutput | undefined;
-        const result = await engine.runJob(parseRequest(caseRequest(c)), { onOutput: (o) => (out = o) });
-        expect(out).toBeDefined();
-        const refLatents = flatten(c.outputs.latents);
-        expect(out!.latents.dims).toEqual(c.outputs.latents_shape);
-        expect(worstRatio(out!.latents.data, refLatents, 2e-3, 1e-3)).toBeLessThanOrEqual(1);
-        expect(result.images).toHaveLength(c.batch_size);
-        for (let i = 0; i < c.batch_size; i++) {
-          const ours = await rawRgb(result.images[i]!.png);
-          const ref = await rawRgb(join(FIXTURE_MODELS, `${c.id}_${i}.png`));
-          expect([ours.width, ours.height]).toEqual([ref.width, ref.height]);
-          expect(maxAbsDiff(ours.data, ref.data)).toBeLessThanOrEqual(2);
-          expect(result.images[i]!.seed).toBe(String(c.seed + i));
-        }
+        const { result } = await runCase(engine, c);
+        expect(result.images.map((im) => im.seed)).toEqual(result.images.map((_, i) => String(c.seed + i)));
       });
     }
   }

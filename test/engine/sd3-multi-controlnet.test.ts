@@ -12,11 +12,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine } from '../../src/engine/create-engine.js';
 import { loadModel } from '../../src/engine/loaded-model.js';
 import { blockResiduals, controlLatents } from '../../src/engine/pipelines/sd3-controlnet.js';
-import type { PipelineOutput } from '../../src/engine/pipelines/types.js';
 import { resolveJob } from '../../src/engine/resolve-job.js';
 import { TorchGenerator } from '../../src/engine/sampling/torch-rng.js';
 import { parseRequest, type GenerationRequestInput } from '../../src/queue/job.js';
-import { caseRequest, FIXTURE_MODELS, flatten, loadCases, maxAbsDiff, rawRgb, worstRatio, type FixtureCase } from '../helpers/fixture-cases.js';
+import { caseRequest, FIXTURE_MODELS, flatten, loadCases, maxAbsDiff, rawRgb, runCase, worstRatio, type FixtureCase } from '../helpers/fixture-cases.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const SD3CN = join(FIXTURE_MODELS, 'tiny-sd3-controlnet');
@@ -47,17 +46,6 @@ function multiRequest(c: FixtureCase, model: string): GenerationRequestInput {
   return { ...caseRequest(c), model, controlImage: null, controls };
 }
 
-async function expectMatches(c: FixtureCase, out: PipelineOutput, pngs: Uint8Array[]): Promise<void> {
-  expect(out.latents.dims).toEqual(c.outputs.latents_shape);
-  expect(worstRatio(out.latents.data, flatten(c.outputs.latents), 2e-3, 1e-3)).toBeLessThanOrEqual(1);
-  expect(pngs).toHaveLength(c.batch_size);
-  for (let i = 0; i < c.batch_size; i++) {
-    const ours = await rawRgb(pngs[i]!);
-    const ref = await rawRgb(join(FIXTURE_MODELS, `${c.id}_${i}.png`));
-    expect([ours.width, ours.height]).toEqual([ref.width, ref.height]);
-    expect(maxAbsDiff(ours.data, ref.data)).toBeLessThanOrEqual(2);
-  }
-}
 
 describe('SD3 ControlNets reproduce diffusers: several at once (0.30.3) and SD3.5 configs (0.32.0)', async () => {
   const engine = await createEngine();
@@ -77,9 +65,7 @@ describe('SD3 ControlNets reproduce diffusers: several at once (0.30.3) and SD3.
     for (const c of loadCases(s.file)) {
       it(`${c.id} (diffusers ${s.version}): latents and images`, async () => {
         expect(c['diffusers_version']).toBe(s.version);
-        let out: PipelineOutput | undefined;
-        const result = await engine.runJob(parseRequest(multiRequest(c, 'sd3cn')), { onOutput: (o) => (out = o) });
-        await expectMatches(c, out!, result.images.map((i) => i.png));
+        await runCase(engine, c, parseRequest(multiRequest(c, 'sd3cn')));
       });
     }
   }

@@ -2,7 +2,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import type { GenerationRequestInput, SamplerName, ScheduleName } from '../../src/queue/job.js';
+import { expect } from 'vitest';
+import type { LocalEngine } from '../../src/engine/create-engine.js';
+import type { PipelineOutput } from '../../src/engine/pipelines/types.js';
+import { parseRequest, type GenerationRequest, type GenerationResult, type GenerationRequestInput, type SamplerName, type ScheduleName } from '../../src/queue/job.js';
 import { SAMPLER_TABLE } from '../../src/engine/sampling/index.js';
 
 export const FIXTURE_MODELS = join(import.meta.dirname, '..', 'fixtures', 'models');
@@ -119,4 +122,31 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
   return m;
+}
+
+/**
+ * The fixture tolerances (test/fixtures/models/README.md): final latents within 2e-3 + 1e-3·|ref|, each image the
+ * reference PNG's size and within 2/255 per channel.
+ */
+export async function expectMatchesCase(c: FixtureCase, out: PipelineOutput | undefined, images: readonly { png: Uint8Array }[]): Promise<void> {
+  expect(out, `${c.id}: the pipeline produced no output`).toBeDefined();
+  expect(out!.latents.dims).toEqual(c.outputs.latents_shape);
+  expect(worstRatio(out!.latents.data, flatten(c.outputs.latents), 2e-3, 1e-3)).toBeLessThanOrEqual(1);
+  expect(images).toHaveLength(c.batch_size);
+  for (let i = 0; i < c.batch_size; i++) {
+    const ours = await rawRgb(images[i]!.png);
+    const ref = await rawRgb(join(FIXTURE_MODELS, `${c.id}_${i}.png`));
+    expect([ours.width, ours.height]).toEqual([ref.width, ref.height]);
+    expect(maxAbsDiff(ours.data, ref.data)).toBeLessThanOrEqual(2);
+  }
+}
+
+/** Runs a case through the engine (the path `sdbot generate` takes) and checks it with expectMatchesCase. */
+export async function runCase(
+  engine: LocalEngine, c: FixtureCase, request: GenerationRequest = parseRequest(caseRequest(c)),
+): Promise<{ result: GenerationResult; out: PipelineOutput }> {
+  let out: PipelineOutput | undefined;
+  const result = await engine.runJob(request, { onOutput: (o) => (out = o) });
+  await expectMatchesCase(c, out, result.images);
+  return { result, out: out! };
 }
