@@ -4,7 +4,9 @@
  * lengths that are not whole 4-float groups and after the scratch memory has grown.
  */
 import { describe, expect, it } from 'vitest';
-import { guidanceInto, linearCombinationInto, MAX_TERMS, simdAvailable, x0UpdateInto } from '../../src/engine/simd/latent-kernels.js';
+import {
+  guidanceInto, heunFirstInto, heunSecondInto, linearCombinationInto, MAX_TERMS, simdAvailable, x0UpdateInto,
+} from '../../src/engine/simd/latent-kernels.js';
 
 const f32 = Math.fround;
 
@@ -81,6 +83,31 @@ describe('latent kernels', () => {
           }
           expect(bits(x0UpdateInto(u, s, m, noisy ? z : null, new Float32Array(n)))).toEqual(bits(want));
         }
+      }
+    }
+  });
+
+  it('Heun stages, the first storing its derivative as float32', () => {
+    for (const n of LENGTHS) {
+      for (const clip of [null, 1]) {
+        const [s, m, first, start] = [values(n, 6), values(n, 7), values(n, 8), values(n, 9)];
+        const u = { a: 0.93, b: -0.41, clip, sigma: 3.7, dt: -0.29 };
+        const wantDeriv = new Float32Array(n);
+        const wantOut = new Float32Array(n);
+        const want2 = new Float32Array(n);
+        for (let k = 0; k < n; k++) {
+          let x0 = u.a * s[k]! + u.b * m[k]!;
+          if (clip !== null) x0 = Math.min(Math.max(x0, -clip), clip);
+          wantDeriv[k] = (s[k]! - x0) / u.sigma;
+          wantOut[k] = s[k]! + wantDeriv[k]! * u.dt;
+          want2[k] = start[k]! + ((first[k]! + (s[k]! - x0) / u.sigma) / 2) * u.dt;
+        }
+        const [deriv, out, out2] = [new Float32Array(n), new Float32Array(n), new Float32Array(n)];
+        heunFirstInto(u, s, m, deriv, out);
+        heunSecondInto(u, s, m, start, first, out2);
+        expect(bits(deriv)).toEqual(bits(wantDeriv));
+        expect(bits(out)).toEqual(bits(wantOut));
+        expect(bits(out2)).toEqual(bits(want2));
       }
     }
   });

@@ -123,6 +123,57 @@ function x0Update(withNoise: boolean): WasmFunction {
   };
 }
 
+/**
+ * Heun's two stages (see heun.ts), with x0 = clamp(a*s + b*m, lo, hi):
+ * heunFirst(end, out, deriv, s, m, a, b, lo, hi, sigma, dt): deriv = f32((s - x0) / sigma); out = s + deriv * dt
+ * heunSecond(end, out, first, s, m, start, a, b, lo, hi, sigma, dt): out = start + ((first + (s - x0) / sigma) / 2) * dt
+ */
+function heun(second: boolean): WasmFunction {
+  const END = 0, OUT = 1, AUX = 2, S = 3, M = 4, START = 5; // AUX: deriv (first stage) or first (second stage)
+  const P = second ? 6 : 5; // a, b, lo, hi, sigma, dt: params P … P+5
+  const I = P + 6, SV = I + 1, XV = I + 2, HALF = I + 3, AV = I + 4; // splats of a … dt in locals AV … AV+5
+  const [a, b, lo, hi, sigma, dt] = Array.from({ length: 6 }, (_, j) => AV + j) as [number, number, number, number, number, number];
+  const x0 = (h: 0 | 8): number[] => [
+    ...loadF64x2(S, I, h), ...op.set(SV),
+    ...op.get(a), ...op.get(SV), ...simd.f64x2Mul, ...loadF64x2(M, I, h), ...op.get(b), ...simd.f64x2Mul, ...simd.f64x2Add,
+    ...op.get(lo), ...simd.f64x2Pmax, ...op.get(hi), ...simd.f64x2Pmin, ...op.set(XV),
+  ];
+  // (s - x0) / sigma
+  const slope = [...op.get(SV), ...op.get(XV), ...simd.f64x2Sub, ...op.get(sigma), ...simd.f64x2Div];
+  let body: number[];
+  if (!second) {
+    // the derivative is stored as float32 and the update reads it back rounded, as the JS loop does
+    const derivHalf = (h: 0 | 8) => [...x0(h), ...slope];
+    const outHalf = (h: 0 | 8) => [
+      ...loadF64x2(S, I, h), ...loadF64x2(AUX, I, h), ...op.get(dt), ...simd.f64x2Mul, ...simd.f64x2Add,
+    ];
+    body = [...storeHalves(AUX, I, derivHalf), ...storeHalves(OUT, I, outHalf)];
+  } else {
+    const outHalf = (h: 0 | 8) => [
+      ...x0(h),
+      ...loadF64x2(START, I, h),
+      ...loadF64x2(AUX, I, h), ...slope, ...simd.f64x2Add, ...op.get(HALF), ...simd.f64x2Div,
+      ...op.get(dt), ...simd.f64x2Mul, ...simd.f64x2Add,
+    ];
+    body = storeHalves(OUT, I, outHalf);
+  }
+  const params: ValType[] = [I32, I32, I32, I32, I32, ...(second ? [I32 as ValType] : []), ...Array<ValType>(6).fill(F64)];
+  return {
+    name: second ? 'heunSecond' : 'heunFirst',
+    params,
+    locals: [I32, V128, V128, V128, ...Array<ValType>(6).fill(V128)],
+    body: [
+      ...[0x44, ...f64Bytes(2)], ...simd.f64x2Splat, ...op.set(HALF),
+      ...splatF64(Array.from({ length: 6 }, (_, j) => [P + j, AV + j] as const)),
+      ...loop4(END, I, body),
+    ],
+  };
+}
+
+function f64Bytes(v: number): number[] {
+  return Array.from(new Uint8Array(Float64Array.of(v).buffer));
+}
+
 // ─── runtime ────────────────────────────────────────────────────────────────────────────────────────────────────
 
 type Kernel = (...args: number[]) => void;
@@ -146,7 +197,7 @@ interface Instance {
 function instantiate(): Instance | null {
   const functions = [guidance(), x0Update(false), x0Update(true)];
   for (let k = 1; k <= MAX_TERMS; k++) functions.push(linearCombination(k, false));
-  functions.push(linearCombination(2, true));
+  functions.push(linearCombination(2, true), heun(false), heun(true));
   const api = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
   if (!api) return null;
   try {
@@ -297,4 +348,63 @@ export function x0UpdateInto(u: X0Terms, sample: Float32Array, modelOutput: Floa
   fn(slotBytes(n), 3 * stride, s, m, z, x0S, x0M, lo, hi, p, q, r, e);
   take(3, stride, out);
   return out;
+}
+
+/** One Heun stage: x0 = clamp(a*s + b*m) to [-clip, clip] when clip is set. */
+export interface HeunTerms {
+  a: number;
+  b: number;
+  clip: number | null;
+  sigma: number;
+  dt: number;
+}
+
+/** First stage: derivative = (s - x0) / sigma (stored as float32), out = s + derivative * dt. */
+export function heunFirstInto(u: HeunTerms, sample: Float32Array, modelOutput: Float32Array, derivative: Float32Array, out: Float32Array): void {
+  const n = sample.length;
+  for (const a of [modelOutput, derivative, out]) checkLength(a, n);
+  const { a, b, clip, sigma, dt } = u;
+  // pmin/pmax match Math.min/Math.max only for a positive clip range (signed zeros)
+  if (!wasm || (clip !== null && !(clip > 0))) {
+    for (let k = 0; k < n; k++) {
+      const s = sample[k]!;
+      let x0 = a * s + b * modelOutput[k]!;
+      if (clip !== null) x0 = Math.min(Math.max(x0, -clip), clip);
+      derivative[k] = (s - x0) / sigma;
+      out[k] = s + derivative[k]! * dt;
+    }
+    return;
+  }
+  const stride = reserve(4, n);
+  const s = put(0, stride, sample);
+  const m = put(1, stride, modelOutput);
+  wasm.fns.heunFirst!(slotBytes(n), 3 * stride, 2 * stride, s, m, a, b, clip === null ? -Infinity : -clip, clip ?? Infinity, sigma, dt);
+  take(2, stride, derivative);
+  take(3, stride, out);
+}
+
+/** Second stage: out = start + ((first + (s - x0) / sigma) / 2) * dt. */
+export function heunSecondInto(
+  u: HeunTerms, sample: Float32Array, modelOutput: Float32Array, start: Float32Array, first: Float32Array, out: Float32Array,
+): void {
+  const n = sample.length;
+  for (const a of [modelOutput, start, first, out]) checkLength(a, n);
+  const { a, b, clip, sigma, dt } = u;
+  if (!wasm || (clip !== null && !(clip > 0))) {
+    for (let k = 0; k < n; k++) {
+      const s = sample[k]!;
+      let x0 = a * s + b * modelOutput[k]!;
+      if (clip !== null) x0 = Math.min(Math.max(x0, -clip), clip);
+      const derivative = (first[k]! + (s - x0) / sigma) / 2;
+      out[k] = start[k]! + derivative * dt;
+    }
+    return;
+  }
+  const stride = reserve(5, n);
+  const s = put(0, stride, sample);
+  const m = put(1, stride, modelOutput);
+  const st = put(2, stride, start);
+  const f = put(3, stride, first);
+  wasm.fns.heunSecond!(slotBytes(n), 4 * stride, f, s, m, st, a, b, clip === null ? -Infinity : -clip, clip ?? Infinity, sigma, dt);
+  take(4, stride, out);
 }

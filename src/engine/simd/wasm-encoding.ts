@@ -77,6 +77,7 @@ export const simd = {
   f32x4Sub: op.simd(0xe5),
   f32x4Mul: op.simd(0xe6),
   f64x2Add: op.simd(0xf0),
+  f64x2Sub: op.simd(0xf1),
   f64x2Mul: op.simd(0xf2),
   f64x2Div: op.simd(0xf3),
   f64x2Pmin: op.simd(0xf6),
