@@ -7,6 +7,9 @@
  *     and CUDA's default synchronisation spins); the overhead is the loop's wall time minus those runs.
  *  2. Whole-job time on each tiny fixture model through the engine (load excluded).
  * Target for 1: ≤ 0.3 ms per step on the 2-core reference machine.
+ *
+ * BENCH_SAMPLERS=ddim,euler limits part 1 to those samplers; SDBOT_NO_SIMD=1 runs the latent loops as plain JS
+ * instead of the WebAssembly SIMD kernels (for a before/after in the same moment).
  */
 import { join } from 'node:path';
 import { createEngine } from '../src/engine/create-engine.js';
@@ -14,6 +17,7 @@ import { denoise, noiseSampler, randnPerImage } from '../src/engine/pipelines/st
 import { createScheduler, SAMPLER_TABLE } from '../src/engine/sampling/index.js';
 import { TorchGenerator } from '../src/engine/sampling/torch-rng.js';
 import { parseRequest, type SamplerName } from '../src/queue/job.js';
+import { simdAvailable } from '../src/engine/simd/latent-kernels.js';
 
 const SD15_SCHEDULER = {
   _class_name: 'PNDMScheduler', beta_end: 0.012, beta_schedule: 'scaled_linear', beta_start: 0.00085, clip_sample: false,
@@ -55,8 +59,9 @@ async function stepOverhead(sampler: SamplerName, folderConfig: Record<string, u
 }
 
 async function main(): Promise<void> {
-  console.log(`Per-step overhead outside ONNX, SD1.5 512x512 (latents 2x4x64x64, CFG batch 4), ${STEPS} steps, ${UNET_MS} ms model runs:`);
-  const sd = SAMPLER_TABLE.filter((s) => !s.name.startsWith('flow_'));
+  console.log(`Per-step overhead outside ONNX, SD1.5 512x512 (latents 2x4x64x64, CFG batch 4), ${STEPS} steps, ${UNET_MS} ms model runs, latent loops ${simdAvailable ? 'WebAssembly SIMD' : 'plain JS'}:`);
+  const only = process.env.BENCH_SAMPLERS?.split(',');
+  const sd = SAMPLER_TABLE.filter((s) => !s.name.startsWith('flow_') && (!only || only.includes(s.name)));
   for (const s of sd) {
     try {
       const ms = await stepOverhead(s.name);

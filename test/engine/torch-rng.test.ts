@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { fmaf, log256Lanes, sincos256Lanes } from '../../src/engine/sampling/avx-mathfun.js';
+import { avxLaneFunctions, fmaf, log256Lanes, sincos256Lanes } from '../../src/engine/sampling/avx-mathfun.js';
 import { TorchGenerator, randnBatch, seedLow32 } from '../../src/engine/sampling/torch-rng.js';
 
 interface GoldenCall {
@@ -268,5 +268,35 @@ describe('AVX2 lane functions', () => {
       expect(Math.abs(cos[k]! - Math.cos(v))).toBeLessThan(3e-7);
     });
     expect([sin[0], cos[0]]).toEqual([0, 1]);
+  });
+
+  // randn's lane functions drop fmaf's midpoint correction (roundedMulAdd): exact only because no input randn can
+  // give them needs it. Every such input is checked here: 1 - u and fround(2*pi * u) for all 2^24 uniforms u.
+  it('equal their fmaf forms on every input randn gives them', () => {
+    const exact = avxLaneFunctions(fmaf);
+    const twoPi = Math.fround(2 * Math.PI);
+    const block = 1 << 16;
+    const lanes = (): Float64Array => new Float64Array(block);
+    const [x, a, b, s1, c1, s2, c2] = [lanes(), lanes(), lanes(), lanes(), lanes(), lanes(), lanes()];
+    // bitwise: signed zeros count
+    const words = (f: Float64Array): Uint32Array => new Uint32Array(f.buffer);
+    const differ = (p: Float64Array, q: Float64Array): number => {
+      const [u, v] = [words(p), words(q)];
+      let n = 0;
+      for (let k = 0; k < u.length; k++) if (u[k] !== v[k]) n++;
+      return n;
+    };
+    let mismatches = 0;
+    for (let base = 0; base < 1 << 24; base += block) {
+      for (let k = 0; k < block; k++) x[k] = 1 - (base + k) * 2 ** -24;
+      log256Lanes(x, a, block);
+      exact.log256Lanes(x, b, block);
+      mismatches += differ(a, b);
+      for (let k = 0; k < block; k++) x[k] = Math.fround(twoPi * ((base + k) * 2 ** -24));
+      sincos256Lanes(x, s1, c1, block);
+      exact.sincos256Lanes(x, s2, c2, block);
+      mismatches += differ(s1, s2) + differ(c1, c2);
+    }
+    expect(mismatches).toBe(0);
   });
 });

@@ -9,6 +9,7 @@ import { noiseStream, type NoiseStream } from '../sampling/noise-stream.js';
 import { tiledDecode } from './tiled-decode.js';
 import { TorchGenerator } from '../sampling/torch-rng.js';
 import { catBatch, repeatBatch, sliceBatch, type Tensor } from '../tensor.js';
+import { guidanceInto } from '../simd/latent-kernels.js';
 import { CancelledError } from '../../queue/job.js';
 
 const f32 = Math.fround;
@@ -199,13 +200,7 @@ export function applyGuidance(
   out: Float32Array, guidance: number, rescale: number, images: number, res: Float32Array = new Float32Array(out.length / 2),
 ): Float32Array {
   const half = out.length / 2;
-  const g = f32(guidance);
-  const uncond = out.subarray(0, half);
-  const cond = out.subarray(half);
-  for (let i = 0; i < half; i++) {
-    const u = uncond[i]!;
-    res[i] = u + f32(g * f32(cond[i]! - u));
-  }
+  guidanceInto(out, guidance, res);
   if (rescale > 0) rescaleNoiseCfg(res, out.subarray(half), rescale, images);
   return res;
 }

@@ -13,6 +13,7 @@ export { numpyArange, torchCumprodF32 };
 import type { NoiseSampler, Scheduler, SchedulerConfig } from './scheduler.js';
 import { RotatingBuffers } from './scheduler.js';
 import { StepIndex } from './samplers/step-index.js';
+import { linearCombinationInto } from '../simd/latent-kernels.js';
 
 const f32 = Math.fround;
 
@@ -273,9 +274,7 @@ export abstract class SigmaScheduler implements Scheduler {
   /** sample / sqrt(sigma^2 + 1): the k-diffusion c_in the schedulers apply before the model. */
   protected scaleBySigma(sample: Float32Array, sigma: number): Float32Array {
     const c = 1 / Math.sqrt(sigma * sigma + 1);
-    const out = this.scaled.next(sample.length);
-    for (let i = 0; i < sample.length; i++) out[i] = sample[i]! * c;
-    return out;
+    return linearCombinationInto([c], [sample], 1, this.scaled.next(sample.length));
   }
 
   abstract scaleModelInput(sample: Float32Array, t: number): Float32Array;

@@ -12,6 +12,7 @@ import {
   sigmaSchedulerTimesteps,
   trainingSigmas,
 } from '../sigmas.js';
+import { linearCombinationInto } from '../../simd/latent-kernels.js';
 
 const f32 = Math.fround;
 
@@ -67,12 +68,10 @@ export class EulerAncestralDiscreteScheduler extends SigmaScheduler {
 
   step(modelOutput: Float32Array, t: number, sample: Float32Array, noise: NoiseSampler): Float32Array {
     const i = this.currentIndex(t);
-    const keep = this.keep[i]!;
-    const take = this.take[i]!;
-    const up = this.up[i]!;
     const z = noise();
-    const out = this.outputs.next(sample.length);
-    for (let k = 0; k < sample.length; k++) out[k] = keep * sample[k]! + take * modelOutput[k]! + up * z[k]!;
+    const out = linearCombinationInto(
+      [this.keep[i]!, this.take[i]!, this.up[i]!], [sample, modelOutput, z], 3, this.outputs.next(sample.length),
+    );
     this.advance();
     return out;
   }

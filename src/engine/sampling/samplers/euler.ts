@@ -17,6 +17,7 @@ import {
   sigmaToT,
   trainingSigmas,
 } from '../sigmas.js';
+import { linearCombinationInto } from '../../simd/latent-kernels.js';
 
 const f32 = Math.fround;
 
@@ -104,10 +105,7 @@ export class EulerDiscreteScheduler extends SigmaScheduler {
     // diffusers draws the churn noise on every step even with s_churn 0; drawing it keeps the generator where
     // diffusers leaves it (a refiner or second pipeline sharing the generator sees the same stream)
     noise();
-    const keep = this.keep[i]!;
-    const take = this.take[i]!;
-    const out = this.outputs.next(sample.length);
-    for (let k = 0; k < sample.length; k++) out[k] = keep * sample[k]! + take * modelOutput[k]!;
+    const out = linearCombinationInto([this.keep[i]!, this.take[i]!], [sample, modelOutput], 2, this.outputs.next(sample.length));
     this.advance();
     return out;
   }

@@ -19,6 +19,7 @@ import {
   sigmaToT,
   trainingSigmas,
 } from '../sigmas.js';
+import { heunFirstInto, heunSecondInto } from '../../simd/latent-kernels.js';
 
 const f32 = Math.fround;
 
@@ -83,28 +84,14 @@ export class HeunDiscreteScheduler extends SigmaScheduler {
       const [a, b] = denoiserCoefficients(this.predictionType, sigma);
       const derivative = (this.derivative = reuseBuffer(this.derivative, n));
       const start = (this.start = reuseBuffer(this.start, n));
-      for (let k = 0; k < n; k++) {
-        const s = sample[k]!;
-        let x0 = a * s + b * modelOutput[k]!;
-        if (clip !== null) x0 = Math.min(Math.max(x0, -clip), clip);
-        derivative[k] = (s - x0) / sigma;
-        start[k] = s;
-        out[k] = s + derivative[k]! * dt;
-      }
+      start.set(sample);
+      heunFirstInto({ a, b, clip, sigma, dt }, sample, modelOutput, derivative, out);
       this.dt = dt;
     } else {
       const sigmaNext = this.sigmas[i]!;
       const dt = this.dt;
       const [a, b] = denoiserCoefficients(this.predictionType, sigmaNext);
-      const first = this.derivative!;
-      const start = this.start!;
-      for (let k = 0; k < n; k++) {
-        const s = sample[k]!;
-        let x0 = a * s + b * modelOutput[k]!;
-        if (clip !== null) x0 = Math.min(Math.max(x0, -clip), clip);
-        const derivative = (first[k]! + (s - x0) / sigmaNext) / 2;
-        out[k] = start[k]! + derivative * dt;
-      }
+      heunSecondInto({ a, b, clip, sigma: sigmaNext, dt }, sample, modelOutput, this.start!, this.derivative!, out);
       this.dt = null;
     }
     this.advance();

@@ -21,6 +21,7 @@ import {
   torchLogLerpHalf,
   trainingSigmas,
 } from '../sigmas.js';
+import { linearCombinationInto } from '../../simd/latent-kernels.js';
 
 const f32 = Math.fround;
 
@@ -95,10 +96,8 @@ export class KDPM2AncestralDiscreteScheduler extends SigmaScheduler {
       const keep = 1 + (1 - a) * h;
       const take = -b * h;
       const start = (this.start = reuseBuffer(this.start, n));
-      for (let k = 0; k < n; k++) {
-        start[k] = sample[k]!;
-        out[k] = keep * sample[k]! + take * modelOutput[k]!;
-      }
+      start.set(sample);
+      linearCombinationInto([keep, take], [sample, modelOutput], 2, out);
       this.midpointPending = true;
     } else {
       const sigma = this.sigmas[i - 1]!;
@@ -109,9 +108,8 @@ export class KDPM2AncestralDiscreteScheduler extends SigmaScheduler {
       const fromSample = ((1 - a) * dt) / mid;
       const fromOutput = (-b * dt) / mid;
       const start = this.start!;
-      for (let k = 0; k < n; k++) {
-        out[k] = start[k]! + fromSample * sample[k]! + fromOutput * modelOutput[k]! + up * z[k]!;
-      }
+      // 1 * start is exact
+      linearCombinationInto([1, fromSample, fromOutput, up], [start, sample, modelOutput, z], 4, out);
       this.midpointPending = false;
     }
     this.advance();

@@ -20,6 +20,7 @@ import {
   torchLogLerpHalf,
   trainingSigmas,
 } from '../sigmas.js';
+import { linearCombinationInto } from '../../simd/latent-kernels.js';
 
 const f32 = Math.fround;
 
@@ -87,10 +88,8 @@ export class KDPM2DiscreteScheduler extends SigmaScheduler {
       const keep = 1 + (1 - a) * h;
       const take = -b * h;
       const start = (this.start = reuseBuffer(this.start, n));
-      for (let k = 0; k < n; k++) {
-        start[k] = sample[k]!;
-        out[k] = keep * sample[k]! + take * modelOutput[k]!;
-      }
+      start.set(sample);
+      linearCombinationInto([keep, take], [sample, modelOutput], 2, out);
       this.midpointPending = true;
     } else {
       const sigma = this.sigmas[i - 1]!;
@@ -101,7 +100,7 @@ export class KDPM2DiscreteScheduler extends SigmaScheduler {
       const fromSample = ((1 - a) * dt) / mid;
       const fromOutput = (-b * dt) / mid;
       const start = this.start!;
-      for (let k = 0; k < n; k++) out[k] = start[k]! + fromSample * sample[k]! + fromOutput * modelOutput[k]!;
+      linearCombinationInto([1, fromSample, fromOutput], [start, sample, modelOutput], 3, out); // 1 * start is exact
       this.midpointPending = false;
     }
     this.advance();

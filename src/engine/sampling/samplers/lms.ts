@@ -15,6 +15,7 @@ import {
   sigmaToT,
   trainingSigmas,
 } from '../sigmas.js';
+import { linearCombinationInto } from '../../simd/latent-kernels.js';
 
 const f32 = Math.fround;
 
@@ -105,18 +106,21 @@ export class LMSDiscreteScheduler extends SigmaScheduler {
     const history = this.derivatives;
     const recycled = history.length >= LMS_ORDER ? history.shift()! : null;
     const derivative = recycled !== null && recycled.length === n ? recycled : new Float32Array(n);
-    for (let k = 0; k < n; k++) derivative[k] = ((1 - a) * sample[k]! - b * modelOutput[k]!) / sigma;
+    // ((1 - a) * sample - b * output) / sigma
+    linearCombinationInto([1 - a, -b], [sample, modelOutput], 2, derivative, sigma);
     history.push(derivative);
     // diffusers zips the coefficients with the stored derivatives, newest first: an img2img run that starts at
     // step i > 0 has fewer derivatives than coefficients and uses only as many terms as it has
     const coeffs = this.coefficients[i]!;
     const terms = Math.min(coeffs.length, history.length);
-    const out = this.outputs.next(n);
-    for (let k = 0; k < n; k++) {
-      let acc = sample[k]!;
-      for (let j = 0; j < terms; j++) acc += coeffs[j]! * history[history.length - 1 - j]![k]!;
-      out[k] = acc;
+    // sample + sum of coeffs[j] * derivative j steps ago (1 * sample is exact)
+    const coef = [1];
+    const bufs = [sample];
+    for (let j = 0; j < terms; j++) {
+      coef.push(coeffs[j]!);
+      bufs.push(history[history.length - 1 - j]!);
     }
+    const out = linearCombinationInto(coef, bufs, coef.length, this.outputs.next(n));
     this.advance();
     return out;
   }

@@ -8,6 +8,7 @@
 import { betas, roundHalfEven, spacedTimesteps } from '../noise-schedule.js';
 import { rescaleZeroTerminalSnr, torchCumprodF32 } from '../sigmas.js';
 import type { SchedulerConfig } from '../scheduler.js';
+import { linearCombinationInto, MAX_TERMS, x0UpdateInto } from '../../simd/latent-kernels.js';
 
 /** The class defaults overlaid with the caller's config, as diffusers' `from_config` resolves it. */
 export function resolveConfig<D extends object>(defaults: D, config: Partial<SchedulerConfig>): D & SchedulerConfig {
@@ -116,21 +117,10 @@ export function applyX0Update(
   noise: Float32Array | null,
   out: Float32Array = new Float32Array(sample.length),
 ): Float32Array {
-  const n = sample.length;
-  checkLength(modelOutput, n);
-  if (noise) checkLength(noise, n);
   const { x0S, x0M, clip, p, q, r, e } = u;
   const lo = clip === null ? -Infinity : -clip;
   const hi = clip === null ? Infinity : clip;
-  for (let i = 0; i < n; i++) {
-    const s = sample[i]!;
-    const m = modelOutput[i]!;
-    let x0 = x0S * s + x0M * m;
-    if (x0 < lo) x0 = lo;
-    else if (x0 > hi) x0 = hi;
-    out[i] = p * x0 + q * s + r * m + (noise ? e * noise[i]! : 0);
-  }
-  return out;
+  return x0UpdateInto({ x0S, x0M, lo, hi, p, q, r, e }, sample, modelOutput, noise, out);
 }
 
 export function checkLength(a: Float32Array, n: number): void {
@@ -162,50 +152,18 @@ export class LinearCombiner {
   into(out: Float32Array): Float32Array {
     const n = out.length;
     for (let k = 0; k < this.count; k++) checkLength(this.bufs[k]!, n);
-    const c = this.coef;
-    const [b0, b1, b2, b3, b4] = this.bufs;
-    switch (this.count) {
-      case 1: {
-        const c0 = c[0]!;
-        for (let i = 0; i < n; i++) out[i] = c0 * b0![i]!;
-        return out;
-      }
-      case 2: {
-        const c0 = c[0]!, c1 = c[1]!;
-        for (let i = 0; i < n; i++) out[i] = c0 * b0![i]! + c1 * b1![i]!;
-        return out;
-      }
-      case 3: {
-        const c0 = c[0]!, c1 = c[1]!, c2 = c[2]!;
-        for (let i = 0; i < n; i++) out[i] = c0 * b0![i]! + c1 * b1![i]! + c2 * b2![i]!;
-        return out;
-      }
-      case 4: {
-        const c0 = c[0]!, c1 = c[1]!, c2 = c[2]!, c3 = c[3]!;
-        for (let i = 0; i < n; i++) out[i] = c0 * b0![i]! + c1 * b1![i]! + c2 * b2![i]! + c3 * b3![i]!;
-        return out;
-      }
-      case 5: {
-        // PLMS in its steady state: the sample and four model outputs
-        const c0 = c[0]!, c1 = c[1]!, c2 = c[2]!, c3 = c[3]!, c4 = c[4]!;
-        for (let i = 0; i < n; i++) {
-          out[i] = c0 * b0![i]! + c1 * b1![i]! + c2 * b2![i]! + c3 * b3![i]! + c4 * b4![i]!;
-        }
-        return out;
-      }
-      default: {
-        // longer sums (high-order UniPC): accumulate in float64, store once
-        const acc = this.scratch(n);
-        acc.fill(0);
-        for (let k = 0; k < this.count; k++) {
-          const ck = c[k]!;
-          const bk = this.bufs[k]!;
-          for (let i = 0; i < n; i++) acc[i] = acc[i]! + ck * bk[i]!;
-        }
-        out.set(acc);
-        return out;
-      }
+    // up to MAX_TERMS terms (every sampler but high-order UniPC): one SIMD pass, summed as written left to right
+    if (this.count >= 1 && this.count <= MAX_TERMS) return linearCombinationInto(this.coef, this.bufs, this.count, out);
+    // longer sums: accumulate in float64, store once
+    const acc = this.scratch(n);
+    acc.fill(0);
+    for (let k = 0; k < this.count; k++) {
+      const ck = this.coef[k]!;
+      const bk = this.bufs[k]!;
+      for (let i = 0; i < n; i++) acc[i] = acc[i]! + ck * bk[i]!;
     }
+    out.set(acc);
+    return out;
   }
 
   private acc: Float64Array | null = null;

@@ -1,0 +1,112 @@
+/**
+ * Just enough of the WebAssembly binary format to assemble the engine's few SIMD kernels from opcodes at startup:
+ * the project has no wasm toolchain, and the kernels are small enough to write as instruction lists.
+ * One module, one imported memory ("env"."memory"), functions with numeric params and locals, all exported.
+ */
+
+export const I32 = 0x7f;
+export const F32 = 0x7d;
+export const F64 = 0x7c;
+export const V128 = 0x7b;
+export type ValType = typeof I32 | typeof F32 | typeof F64 | typeof V128;
+
+/** Unsigned LEB128. */
+export function uleb(n: number): number[] {
+  const out: number[] = [];
+  do {
+    let b = n & 0x7f;
+    n >>>= 7;
+    if (n !== 0) b |= 0x80;
+    out.push(b);
+  } while (n !== 0);
+  return out;
+}
+
+/** Signed LEB128 (i32.const immediates). */
+export function sleb(n: number): number[] {
+  const out: number[] = [];
+  for (;;) {
+    const b = n & 0x7f;
+    n >>= 7;
+    if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) {
+      out.push(b);
+      return out;
+    }
+    out.push(b | 0x80);
+  }
+}
+
+function vec(items: readonly (readonly number[])[]): number[] {
+  return [...uleb(items.length), ...items.flat()];
+}
+
+function name(s: string): number[] {
+  return vec([...s].map((c) => [c.charCodeAt(0)]));
+}
+
+function section(id: number, body: readonly number[]): number[] {
+  return [id, ...uleb(body.length), ...body];
+}
+
+/** The instructions the kernels use. Memory immediates are (align log2, offset). */
+export const op = {
+  block: [0x02, 0x40],
+  loop: [0x03, 0x40],
+  end: [0x0b],
+  br: (depth: number) => [0x0c, ...uleb(depth)],
+  brIf: (depth: number) => [0x0d, ...uleb(depth)],
+  get: (local: number) => [0x20, ...uleb(local)],
+  set: (local: number) => [0x21, ...uleb(local)],
+  i32Const: (v: number) => [0x41, ...sleb(v)],
+  i32Add: [0x6a],
+  i32GeU: [0x4f],
+  simd: (code: number, ...imm: number[]) => [0xfd, ...uleb(code), ...imm],
+};
+
+/** SIMD opcodes (the final SIMD proposal's numbering). */
+export const simd = {
+  load: (offset = 0) => op.simd(0x00, 4, ...uleb(offset)),
+  store: (offset = 0) => op.simd(0x0b, 4, ...uleb(offset)),
+  load64Zero: (offset = 0) => op.simd(0x5d, 3, ...uleb(offset)),
+  shuffle: (lanes: readonly number[]) => op.simd(0x0d, ...lanes),
+  f32x4Splat: op.simd(0x13),
+  f64x2Splat: op.simd(0x14),
+  f32x4DemoteF64x2Zero: op.simd(0x5e),
+  f64x2PromoteLowF32x4: op.simd(0x5f),
+  f32x4Add: op.simd(0xe4),
+  f32x4Sub: op.simd(0xe5),
+  f32x4Mul: op.simd(0xe6),
+  f64x2Add: op.simd(0xf0),
+  f64x2Sub: op.simd(0xf1),
+  f64x2Mul: op.simd(0xf2),
+  f64x2Div: op.simd(0xf3),
+  f64x2Pmin: op.simd(0xf6),
+  f64x2Pmax: op.simd(0xf7),
+};
+
+export interface WasmFunction {
+  name: string;
+  params: readonly ValType[];
+  /** Extra locals, numbered after the params. */
+  locals: readonly ValType[];
+  body: readonly number[];
+}
+
+/** A module importing env.memory and exporting `functions` (no results; they write to memory). */
+export function assembleModule(functions: readonly WasmFunction[]): Uint8Array {
+  const types = functions.map((f) => [0x60, ...vec(f.params.map((p) => [p])), 0]);
+  const memoryImport = [...name('env'), ...name('memory'), 0x02, 0x00, 1];
+  const codes = functions.map((f) => {
+    const locals = vec(f.locals.map((t) => [1, t]));
+    const body = [...locals, ...f.body, ...op.end];
+    return [...uleb(body.length), ...body];
+  });
+  return new Uint8Array([
+    0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0,
+    ...section(1, vec(types)),
+    ...section(2, vec([memoryImport])),
+    ...section(3, vec(functions.map((_, i) => uleb(i)))),
+    ...section(7, vec(functions.map((f, i) => [...name(f.name), 0x00, ...uleb(i)]))),
+    ...section(10, vec(codes)),
+  ]);
+}
