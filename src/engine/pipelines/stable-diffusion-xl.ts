@@ -14,6 +14,7 @@ import { TorchGenerator } from '../sampling/torch-rng.js';
 import { catBatch, repeatBatch, concatLastDim, sliceBatch, type Tensor } from '../tensor.js';
 import { denoise, encodeClip, randnPerImage, runDenoiser, startNoise, vaeDecode, vaeEncodeSample, type EncodedText } from './steps.js';
 import type { PipelineOutput, PipelineParams } from './types.js';
+import { blendKnownRegion, checkInpaintInputs, inpaintChannels, prepareInpaintLatents, type InpaintLatents } from './stable-diffusion.js';
 import { BadRequestError } from '../../queue/job.js';
 
 const f32 = Math.fround;
@@ -98,7 +99,7 @@ export interface SdxlRun {
 export async function denoiseSdxl(model: LoadedModel, p: PipelineParams, range: SdxlRange = {}): Promise<SdxlRun> {
   const { info } = model;
   if (!model.textEncoder2 || !model.tokenizer2) throw new BadRequestError(`${info.name} has no text_encoder_2/tokenizer_2, which SDXL needs.`);
-  if (p.mask) throw new BadRequestError('Inpainting with SDXL is not supported yet.');
+  const inpaintUnet = checkInpaintInputs(model, p);
   const notes: string[] = [];
   const n = p.seeds.length;
   const latentShape = [info.latentChannels, p.height / info.vaeScaleFactor, p.width / info.vaeScaleFactor];
@@ -133,9 +134,15 @@ export async function denoiseSdxl(model: LoadedModel, p: PipelineParams, range: 
   const generators = range.generators ?? p.seeds.map((s) => new TorchGenerator(s));
   let timesteps: number[];
   let latents: Tensor;
+  let inpaint: InpaintLatents | null = null;
   if (range.latents && range.denoisingStart !== undefined) {
     timesteps = tailFromStart(scheduler, trainSteps, range.denoisingStart);
     latents = range.latents;
+  } else if (p.init && p.mask) {
+    // StableDiffusionXLInpaintPipeline: the img2img schedule slice, then SD's inpaint latents (same draws and rules).
+    timesteps = img2imgTimesteps(scheduler, p.steps, p.strength).timesteps;
+    inpaint = await prepareInpaintLatents(model, p.init, p.mask, { scheduler, timesteps, generators, latentShape, strength: p.strength, inpaintUnet });
+    latents = inpaint.latents;
   } else if (p.init) {
     timesteps = img2imgTimesteps(scheduler, p.steps, p.strength).timesteps;
     const encoded = [];
@@ -154,11 +161,17 @@ export async function denoiseSdxl(model: LoadedModel, p: PipelineParams, range: 
 
   // 3. Denoise with the added conditions. A base that hands over draws its step noise in place, so its generators
   // are where diffusers leaves them when the refiner continues with them.
+  // Inpaint: a 9-channel UNet sees mask + masked-image latents; a 4-channel one has the known region blended back after
+  // each step, toward the image latents noised to the next timestep of the (possibly cut) schedule.
+  const cut = timesteps;
+  const buildInput = inpaint && inpaintUnet ? inpaintChannels(inpaint.maskLatent, inpaint.maskedImageLatents, cfg ? 2 : 1) : undefined;
+  const known = inpaint && !inpaintUnet ? inpaint : null;
+  const afterStep = known ? (i: number, x: Tensor) => blendKnownRegion(scheduler, x, known.imageLatents!, known.initialNoise, known.maskLatent, cut, i) : undefined;
   t0 = performance.now();
   latents = await denoise({
     scheduler, timesteps, latents, guidance: p.guidance, guidanceRescale: p.guidanceRescale,
     noise: noiseStream(generators, latentShape, range.denoisingEnd !== undefined ? Infinity : undefined),
-    signal: p.signal, timing, onStep: p.onStep,
+    signal: p.signal, timing, onStep: p.onStep, buildInput, afterStep,
     model: (input, t) => runDenoiser(model.unet, 'sample', 'out_sample', input, t, (start, count) => ({
       encoder_hidden_states: sliceBatch(hidden, start, count),
       text_embeds: sliceBatch(pooled, start, count),
@@ -186,6 +199,7 @@ export async function runSdxlWithRefiner(base: LoadedModel, refiner: LoadedModel
     throw new BadRequestError(`The refiner ${b.name} does not share ${a.name}'s latent format (${b.latentChannels} vs ${a.latentChannels} channels, scale ${b.scalingFactor} vs ${a.scalingFactor}).`);
   }
   if (!(switchAt > 0 && switchAt < 1)) throw new BadRequestError('The refiner switch point must be between 0 and 1 (e.g. 0.8).');
+  if (p.mask) throw new BadRequestError('Inpainting with a refiner hand-off is not supported yet: run the inpaint without the refiner.');
   const first = await denoiseSdxl(base, { ...p, init: null }, { denoisingEnd: switchAt });
   const second = await denoiseSdxl(refiner, { ...p, init: null }, { denoisingStart: switchAt, latents: first.latents, generators: first.generators });
   const t0 = performance.now();
