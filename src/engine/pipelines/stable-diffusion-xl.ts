@@ -1,7 +1,8 @@
 /**
- * SDXL base and refiner: txt2img and img2img as diffusers' StableDiffusionXLPipeline / StableDiffusionXLImg2ImgPipeline
- * (0.30.3), and the "ensemble of experts" hand-off (base with denoising_end, refiner with denoising_start on the base's
- * latents, the same generators).
+ * SDXL base and refiner: txt2img, img2img and inpaint as diffusers' StableDiffusionXLPipeline /
+ * StableDiffusionXLImg2ImgPipeline / StableDiffusionXLInpaintPipeline (0.30.3), and the "ensemble of experts" hand-off
+ * (base with denoising_end, refiner with denoising_start on the base's latents, the same generators; with a mask, both
+ * as the inpaint pipeline).
  *
  *   CLIP encoders (penultimate layers concatenated, pooled from the last) → time_ids (size/crop micro-conditioning,
  *   or the refiner's size/crop/aesthetic score) → latents → denoise with text_embeds + time_ids → decode
@@ -14,6 +15,9 @@ import { TorchGenerator } from '../sampling/torch-rng.js';
 import { catBatch, repeatBatch, concatLastDim, sliceBatch, type Tensor } from '../tensor.js';
 import { denoise, encodeClip, randnPerImage, runDenoiser, startNoise, vaeDecode, vaeEncodeSample, type EncodedText } from './steps.js';
 import type { PipelineOutput, PipelineParams } from './types.js';
+import {
+  blendKnownRegion, checkInpaintInputs, inpaintChannels, nearestDownsample, prepareInpaintLatents, type InpaintLatents,
+} from './stable-diffusion.js';
 import { BadRequestError } from '../../queue/job.js';
 
 const f32 = Math.fround;
@@ -68,6 +72,8 @@ export interface SdxlRange {
   latents?: Tensor;
   /** The generators continue from the base's run, as diffusers' shared generator does. */
   generators?: TorchGenerator[];
+  /** Refiner of an inpaint hand-off: the job's mask; the known region is blended toward the base's latents. */
+  inpaintMask?: Tensor;
 }
 
 /** StableDiffusionXLPipeline's denoising_end: keep the timesteps at or above the cutoff. */
@@ -98,7 +104,7 @@ export interface SdxlRun {
 export async function denoiseSdxl(model: LoadedModel, p: PipelineParams, range: SdxlRange = {}): Promise<SdxlRun> {
   const { info } = model;
   if (!model.textEncoder2 || !model.tokenizer2) throw new BadRequestError(`${info.name} has no text_encoder_2/tokenizer_2, which SDXL needs.`);
-  if (p.mask) throw new BadRequestError('Inpainting with SDXL is not supported yet.');
+  const inpaintUnet = checkInpaintInputs(model, p);
   const notes: string[] = [];
   const n = p.seeds.length;
   const latentShape = [info.latentChannels, p.height / info.vaeScaleFactor, p.width / info.vaeScaleFactor];
@@ -133,9 +139,23 @@ export async function denoiseSdxl(model: LoadedModel, p: PipelineParams, range: 
   const generators = range.generators ?? p.seeds.map((s) => new TorchGenerator(s));
   let timesteps: number[];
   let latents: Tensor;
+  let inpaint: InpaintLatents | null = null;
   if (range.latents && range.denoisingStart !== undefined) {
     timesteps = tailFromStart(scheduler, trainSteps, range.denoisingStart);
     latents = range.latents;
+    if (range.inpaintMask) {
+      // StableDiffusionXLInpaintPipeline given latents as its image and denoising_start: every generator still draws a
+      // noise, which (with the latents as "image latents") is what the 4-channel blend noises toward. There is no
+      // masked image (the refiner is 4-channel, checked by the caller), hence the unused zeros.
+      const noise = randnPerImage(generators, latentShape);
+      const mask = repeatBatch(nearestDownsample(range.inpaintMask, latentShape[1]!, latentShape[2]!), n);
+      inpaint = { latents, imageLatents: range.latents, initialNoise: noise, maskLatent: mask, maskedImageLatents: zerosLike(range.latents) };
+    }
+  } else if (p.init && p.mask) {
+    // StableDiffusionXLInpaintPipeline: the img2img schedule slice, then SD's inpaint latents (same draws and rules).
+    timesteps = img2imgTimesteps(scheduler, p.steps, p.strength).timesteps;
+    inpaint = await prepareInpaintLatents(model, p.init, p.mask, { scheduler, timesteps, generators, latentShape, strength: p.strength, inpaintUnet });
+    latents = inpaint.latents;
   } else if (p.init) {
     timesteps = img2imgTimesteps(scheduler, p.steps, p.strength).timesteps;
     const encoded = [];
@@ -154,11 +174,17 @@ export async function denoiseSdxl(model: LoadedModel, p: PipelineParams, range: 
 
   // 3. Denoise with the added conditions. A base that hands over draws its step noise in place, so its generators
   // are where diffusers leaves them when the refiner continues with them.
+  // Inpaint: a 9-channel UNet sees mask + masked-image latents; a 4-channel one has the known region blended back after
+  // each step, toward the image latents noised to the next timestep of the (possibly cut) schedule.
+  const cut = timesteps;
+  const buildInput = inpaint && inpaintUnet ? inpaintChannels(inpaint.maskLatent, inpaint.maskedImageLatents, cfg ? 2 : 1) : undefined;
+  const known = inpaint && !inpaintUnet ? inpaint : null;
+  const afterStep = known ? (i: number, x: Tensor) => blendKnownRegion(scheduler, x, known.imageLatents!, known.initialNoise, known.maskLatent, cut, i) : undefined;
   t0 = performance.now();
   latents = await denoise({
     scheduler, timesteps, latents, guidance: p.guidance, guidanceRescale: p.guidanceRescale,
     noise: noiseStream(generators, latentShape, range.denoisingEnd !== undefined ? Infinity : undefined),
-    signal: p.signal, timing, onStep: p.onStep,
+    signal: p.signal, timing, onStep: p.onStep, buildInput, afterStep,
     model: (input, t) => runDenoiser(model.unet, 'sample', 'out_sample', input, t, (start, count) => ({
       encoder_hidden_states: sliceBatch(hidden, start, count),
       text_embeds: sliceBatch(pooled, start, count),
@@ -186,8 +212,16 @@ export async function runSdxlWithRefiner(base: LoadedModel, refiner: LoadedModel
     throw new BadRequestError(`The refiner ${b.name} does not share ${a.name}'s latent format (${b.latentChannels} vs ${a.latentChannels} channels, scale ${b.scalingFactor} vs ${a.scalingFactor}).`);
   }
   if (!(switchAt > 0 && switchAt < 1)) throw new BadRequestError('The refiner switch point must be between 0 and 1 (e.g. 0.8).');
-  const first = await denoiseSdxl(base, { ...p, init: null }, { denoisingEnd: switchAt });
-  const second = await denoiseSdxl(refiner, { ...p, init: null }, { denoisingStart: switchAt, latents: first.latents, generators: first.generators });
+  // Inpaint hand-off (diffusers' SDXL inpaint pipeline twice): the base inpaints down to the switch point, the refiner
+  // continues those latents with the mask. A 9-channel refiner would need masked-image latents diffusers cannot make there.
+  const mask = p.mask;
+  if (mask && b.unetInChannels !== b.latentChannels) {
+    throw new BadRequestError(`${b.name} is an inpainting UNet: a refiner for an inpaint hand-off must be an ordinary one (such as the SDXL refiner).`);
+  }
+  const first = await denoiseSdxl(base, mask ? p : { ...p, init: null }, { denoisingEnd: switchAt });
+  const second = await denoiseSdxl(refiner, { ...p, init: null, mask: null }, {
+    denoisingStart: switchAt, latents: first.latents, generators: first.generators, ...(mask ? { inpaintMask: mask } : {}),
+  });
   const t0 = performance.now();
   const images = await vaeDecode(refiner.vaeDecoder, second.latents, b.scalingFactor, b.shiftFactor, b.vaeScaleFactor);
   return {

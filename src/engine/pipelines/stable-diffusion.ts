@@ -7,6 +7,7 @@
  */
 import type { LoadedModel } from '../loaded-model.js';
 import { createScheduler, img2imgTimesteps } from '../sampling/index.js';
+import type { Scheduler } from '../sampling/scheduler.js';
 import { TorchGenerator } from '../sampling/torch-rng.js';
 import { catBatch, catChannels, repeatBatch, sliceBatch, type Tensor } from '../tensor.js';
 import {
@@ -24,10 +25,7 @@ export async function runStableDiffusion(model: LoadedModel, p: PipelineParams):
   const n = p.seeds.length;
   const latentShape = [info.latentChannels, p.height / info.vaeScaleFactor, p.width / info.vaeScaleFactor];
   const timing = { textMs: 0, unetMs: 0, decodeMs: 0 };
-  const inpaintUnet = info.unetInChannels === info.latentChannels * 2 + 1;
-  if (inpaintUnet && !p.mask) throw new BadRequestError('This is an inpainting model: attach a mask (white = repaint) with the image.');
-  if ((p.init || p.mask) && !model.vaeEncoder) throw new BadRequestError('This model folder has no vae_encoder, so it cannot start from an image.');
-  if (p.mask && !p.init) throw new BadRequestError('A mask needs an image to paint into.');
+  const inpaintUnet = checkInpaintInputs(model, p);
 
   // 1. Prompt: [uncond × n, cond × n]. SD1/SD2 encode "" when no negative prompt is given.
   let t0 = performance.now();
@@ -54,7 +52,6 @@ export async function runStableDiffusion(model: LoadedModel, p: PipelineParams):
   let maskLatent: Tensor | null = null;
   let maskedImageLatents: Tensor | null = null;
   let initialNoise: Tensor | null = null;
-  const strengthMax = p.strength >= 1;
   if (!p.init) {
     latents = scaleLatents(startNoise(generators, latentShape, p.variation ?? null), scheduler.initNoiseSigma);
   } else if (!p.mask) {
@@ -64,32 +61,22 @@ export async function runStableDiffusion(model: LoadedModel, p: PipelineParams):
     initialNoise = randnPerImage(generators, latentShape);
     latents = { data: scheduler.addNoise(imageLatents.data, initialNoise.data, timesteps[0]!), dims: imageLatents.dims };
   } else {
-    // Inpaint: the init image (batch 1) is encoded with generator[0] only, as diffusers' _encode_vae_image does.
-    if (!inpaintUnet || !strengthMax) {
-      imageLatents = repeatBatch(await vaeEncodeSample(model.vaeEncoder!, p.init, generators[0]!, info.scalingFactor, info.shiftFactor), n);
-    }
-    initialNoise = randnPerImage(generators, latentShape);
-    latents = strengthMax
-      ? scaleLatents(initialNoise, scheduler.initNoiseSigma)
-      : { data: scheduler.addNoise(imageLatents!.data, initialNoise.data, timesteps[0]!), dims: initialNoise.dims };
-    const masked = maskImage(p.init, p.mask);
-    maskedImageLatents = repeatBatch(await vaeEncodeSample(model.vaeEncoder!, masked, generators[0]!, info.scalingFactor, info.shiftFactor), n);
-    maskLatent = repeatBatch(nearestDownsample(p.mask, latentShape[1]!, latentShape[2]!), n);
+    ({ latents, imageLatents, initialNoise, maskLatent, maskedImageLatents } = await prepareInpaintLatents(model, p.init, p.mask, {
+      scheduler, timesteps, generators, latentShape, strength: p.strength, inpaintUnet,
+    }));
   }
 
   // 4. Denoise.
   const unet = model.unet;
   const cfgFactor = cfg ? 2 : 1;
-  const extraChannels = inpaintUnet && maskLatent && maskedImageLatents
-    ? { mask: repeatBatch(maskLatent, cfgFactor), masked: repeatBatch(maskedImageLatents, cfgFactor) }
-    : null;
+  const extraChannels = inpaintUnet && maskLatent && maskedImageLatents ? inpaintChannels(maskLatent, maskedImageLatents, cfgFactor) : undefined;
   const legacyBlend = !inpaintUnet && maskLatent !== null;
   const control = controlResiduals(model, p, embeds, n * cfgFactor);
   t0 = performance.now();
   latents = await denoise({
     scheduler, timesteps, latents, guidance: p.guidance, guidanceRescale: p.guidanceRescale, noise,
     signal: p.signal, timing,
-    buildInput: extraChannels ? (x) => catChannels([x, extraChannels.mask, extraChannels.masked]) : undefined,
+    buildInput: extraChannels,
     model: async (input, t, i) => {
       const residuals = control ? await control(input, t, i, timesteps.length) : {};
       return runDenoiser(unet, 'sample', 'out_sample', input, t, (start, count) => ({
@@ -146,6 +133,68 @@ function scaleLatents(t: Tensor, sigma: number): Tensor {
   return { data: t.data.map((v) => f32(v * s)), dims: t.dims };
 }
 
+/**
+ * The inpaint checks shared by SD 1.x/2.x and SDXL (same rules in both diffusers pipelines). Returns whether the UNet is
+ * an inpainting one (latents ‖ mask ‖ masked-image latents: 2 × latent channels + 1).
+ */
+export function checkInpaintInputs(model: LoadedModel, p: Pick<PipelineParams, 'init' | 'mask'>): boolean {
+  const { info } = model;
+  const inpaintUnet = info.unetInChannels === info.latentChannels * 2 + 1;
+  if (inpaintUnet && !p.mask) throw new BadRequestError('This is an inpainting model: attach a mask (white = repaint) with the image.');
+  if ((p.init || p.mask) && !model.vaeEncoder) throw new BadRequestError('This model folder has no vae_encoder, so it cannot start from an image.');
+  if (p.mask && !p.init) throw new BadRequestError('A mask needs an image to paint into.');
+  if (p.mask && p.init && (p.mask.dims[2] !== p.init.dims[2] || p.mask.dims[3] !== p.init.dims[3])) {
+    throw new BadRequestError(`The mask is ${p.mask.dims[3]}×${p.mask.dims[2]} but the image is ${p.init.dims[3]}×${p.init.dims[2]}: they must be the same size.`);
+  }
+  return inpaintUnet;
+}
+
+export interface InpaintLatents {
+  latents: Tensor;
+  /** The init image's latents [n, …]: the legacy blend's target (and the start at strength < 1). */
+  imageLatents: Tensor | null;
+  /** The noise drawn per image, reused by the legacy blend. */
+  initialNoise: Tensor;
+  /** The mask at latent size [n, 1, h, w] and the masked image's latents [n, …]. */
+  maskLatent: Tensor;
+  maskedImageLatents: Tensor;
+}
+
+/**
+ * Start latents, mask and masked-image latents as StableDiffusionInpaintPipeline and StableDiffusionXLInpaintPipeline
+ * (0.30.3) prepare them. Draws per generator: generator 0 encodes the init image (batch 1, diffusers'
+ * _encode_vae_image) when the legacy blend or strength < 1 needs it, then every generator draws its noise, then
+ * generator 0 encodes the masked image. strength == 1 starts from pure noise, anything less noises the image latents
+ * to the first timestep (so SDXL's default 0.9999 drops a step and keeps a trace of the image).
+ */
+export async function prepareInpaintLatents(
+  model: LoadedModel, init: Tensor, mask: Tensor,
+  o: { scheduler: Scheduler; timesteps: readonly number[]; generators: TorchGenerator[]; latentShape: number[]; strength: number; inpaintUnet: boolean },
+): Promise<InpaintLatents> {
+  const { info } = model;
+  const n = o.generators.length;
+  const g0 = o.generators[0]!;
+  const strengthMax = o.strength >= 1;
+  const imageLatents = !o.inpaintUnet || !strengthMax
+    ? repeatBatch(await vaeEncodeSample(model.vaeEncoder!, init, g0, info.scalingFactor, info.shiftFactor), n)
+    : null;
+  const initialNoise = randnPerImage(o.generators, o.latentShape);
+  const latents = strengthMax
+    ? scaleLatents(initialNoise, o.scheduler.initNoiseSigma)
+    : { data: o.scheduler.addNoise(imageLatents!.data, initialNoise.data, o.timesteps[0]!), dims: initialNoise.dims };
+  const masked = maskImage(init, mask);
+  const maskedImageLatents = repeatBatch(await vaeEncodeSample(model.vaeEncoder!, masked, g0, info.scalingFactor, info.shiftFactor), n);
+  const maskLatent = repeatBatch(nearestDownsample(mask, o.latentShape[1]!, o.latentShape[2]!), n);
+  return { latents, imageLatents, initialNoise, maskLatent, maskedImageLatents };
+}
+
+/** The 9-channel inpaint UNet's input: scaled latents ‖ mask ‖ masked-image latents, repeated for the CFG halves. */
+export function inpaintChannels(maskLatent: Tensor, maskedImageLatents: Tensor, cfgFactor: number): (scaled: Tensor) => Tensor {
+  const m = repeatBatch(maskLatent, cfgFactor);
+  const masked = repeatBatch(maskedImageLatents, cfgFactor);
+  return (x) => catChannels([x, m, masked]);
+}
+
 /** masked_image = init * (mask < 0.5): the region to repaint is zeroed (mid-grey in [-1, 1] space). */
 function maskImage(init: Tensor, mask: Tensor): Tensor {
   const plane = mask.data.length;
@@ -170,8 +219,8 @@ export function nearestDownsample(mask: Tensor, h: number, w: number): Tensor {
  * Legacy inpainting with an ordinary UNet: after each step the known region is replaced by the init latents noised to
  * the next timestep, so only the masked region is generated (diffusers' num_channels_unet == 4 branch).
  */
-function blendKnownRegion(
-  scheduler: ReturnType<typeof createScheduler>, x: Tensor, imageLatents: Tensor, noise: Tensor, mask: Tensor,
+export function blendKnownRegion(
+  scheduler: Scheduler, x: Tensor, imageLatents: Tensor, noise: Tensor, mask: Tensor,
   timesteps: readonly number[], i: number,
 ): Tensor {
   const proper = i < timesteps.length - 1 ? scheduler.addNoise(imageLatents.data, noise.data, timesteps[i + 1]!) : imageLatents.data;
