@@ -147,7 +147,7 @@ function scaleLatents(t: Tensor, sigma: number): Tensor {
 }
 
 /** masked_image = init * (mask < 0.5): the region to repaint is zeroed (mid-grey in [-1, 1] space). */
-function maskImage(init: Tensor, mask: Tensor): Tensor {
+export function maskImage(init: Tensor, mask: Tensor): Tensor {
   const plane = mask.data.length;
   const data = new Float32Array(init.data.length);
   for (let c = 0; c < 3; c++) for (let i = 0; i < plane; i++) data[c * plane + i] = mask.data[i]! < 0.5 ? init.data[c * plane + i]! : 0;
@@ -170,7 +170,7 @@ export function nearestDownsample(mask: Tensor, h: number, w: number): Tensor {
  * Legacy inpainting with an ordinary UNet: after each step the known region is replaced by the init latents noised to
  * the next timestep, so only the masked region is generated (diffusers' num_channels_unet == 4 branch).
  */
-function blendKnownRegion(
+export function blendKnownRegion(
   scheduler: ReturnType<typeof createScheduler>, x: Tensor, imageLatents: Tensor, noise: Tensor, mask: Tensor,
   timesteps: readonly number[], i: number,
 ): Tensor {
