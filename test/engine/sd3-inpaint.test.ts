@@ -1,7 +1,8 @@
 /**
  * SD3 inpainting and outpainting against diffusers' StableDiffusion3InpaintPipeline on tiny-sd3
  * (scripts/fixtures/gen_sd3_inpaint.py → tiny-sd3-inpaint.cases.json): strength 1 and below, with and without T5 and
- * CFG, batch 2, and an outpaint job whose canvas and mask the engine builds itself.
+ * CFG, batch 2, and an outpaint job whose canvas and mask the engine builds itself; and on tiny-sd3-inpaint, whose
+ * 33-channel transformer takes the mask and masked-image latents as input channels.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,6 +21,7 @@ describe('SD3 inpainting reproduces diffusers', async () => {
   const engine = await createEngine();
   beforeAll(async () => {
     await engine.loadModel({ id: MODEL, dir: fixture(MODEL) });
+    await engine.loadModel({ id: 'tiny-sd3-inpaint', dir: fixture('tiny-sd3-inpaint') });
     await engine.loadModel({ id: 'tiny-sd3-controlnet', dir: fixture('tiny-sd3-controlnet') });
   });
   afterAll(() => engine.close());
@@ -61,5 +63,12 @@ describe('SD3 inpainting reproduces diffusers', async () => {
     await expect(engine.runJob(parseRequest({ ...req, slg: { layers: [0], scale: 2.5, start: 0.01, end: 0.2 } }))).rejects.toThrow(/Skip-layer guidance cannot be combined with SD3 inpainting/);
     const cn = { ...req, model: 'tiny-sd3-controlnet', controlImage: { kind: 'file' as const, path: fixture('edges_64.png') } };
     await expect(engine.runJob(parseRequest(cn))).rejects.toThrow(/inpainting cannot be combined with a ControlNet/);
+  });
+
+  it('an inpainting transformer (33 channels) asks for a mask', async () => {
+    const c = CASES.find((x) => x.id === 'sd3inp33_s1')!;
+    const req = { ...caseRequest(c), kind: 'img2img' as const, maskImage: null };
+    await expect(engine.runJob(parseRequest(req))).rejects.toThrow(/inpainting model: attach a mask/);
+    await expect(engine.runJob(parseRequest({ ...req, kind: 'txt2img', initImage: null }))).rejects.toThrow(/inpainting model: attach a mask/);
   });
 });
