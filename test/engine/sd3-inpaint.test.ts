@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { modelInfosFromConfig } from '../../src/bot/core/model-info.js';
 import { createEngine } from '../../src/engine/create-engine.js';
 import { decodeImage, readPngParameters } from '../../src/engine/image/index.js';
 import { describeOutpaint, outpaintCanvas, outpaintPads } from '../../src/engine/image/outpaint.js';
@@ -70,5 +71,12 @@ describe('SD3 inpainting reproduces diffusers', async () => {
     const req = { ...caseRequest(c), kind: 'img2img' as const, maskImage: null };
     await expect(engine.runJob(parseRequest(req))).rejects.toThrow(/inpainting model: attach a mask/);
     await expect(engine.runJob(parseRequest({ ...req, kind: 'txt2img', initImage: null }))).rejects.toThrow(/inpainting model: attach a mask/);
+  });
+});
+
+describe('SD3 inpaint folders in the bot', () => {
+  it('a StableDiffusion3InpaintPipeline folder is the SD3 family\'s inpaint model', () => {
+    const [info] = modelInfosFromConfig({ models: [{ id: 'sd3-inp', dir: fixture('tiny-sd3-inpaint'), load: true }], defaultModel: 'sd3-inp' });
+    expect(info).toMatchObject({ family: 'sd3', role: 'inpaint' });
   });
 });
