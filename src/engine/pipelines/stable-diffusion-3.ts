@@ -16,7 +16,7 @@ import { denoise, encodeClip, noiseSampler, randnPerImage, runDenoiser, startNoi
 import type { PipelineOutput, PipelineParams } from './types.js';
 import { BadRequestError } from '../../queue/job.js';
 import { num } from '../model-folder.js';
-import { isSd3InpaintTransformer, prepareSd3Inpaint } from './sd3-inpaint.js';
+import { isSd3InpaintTransformer, prepareSd3Inpaint, type Sd3InpaintStart } from './sd3-inpaint.js';
 import { controlFeeds, controlLatents, jointControlConfig, readSd3ControlNetConfig, sd3ResidualInputs, type Sd3Control } from './sd3-controlnet.js';
 
 interface Sd3Text {
@@ -96,7 +96,7 @@ export async function runStableDiffusion3(model: LoadedModel, p: PipelineParams)
   const generators = p.seeds.map((s) => new TorchGenerator(s));
   let timesteps = [...scheduler.timesteps];
   let latents: Tensor;
-  let inpaint: Awaited<ReturnType<typeof prepareSd3Inpaint>> | null = null;
+  let inpaint: Sd3InpaintStart | null = null;
   if (p.mask && p.init) {
     inpaint = await prepareSd3Inpaint(model, p.init, p.mask, p.strength, p.steps, scheduler, generators, latentShape, cfg);
     timesteps = inpaint.timesteps;
