@@ -21,6 +21,7 @@ const PIPELINES: Record<string, { family: string; role: ModelRole }> = {
   StableDiffusionXLInpaintPipeline: { family: 'sdxl', role: 'inpaint' },
   StableDiffusion3Pipeline: { family: 'sd3', role: 'base' },
   StableDiffusion3ControlNetPipeline: { family: 'sd3', role: 'controlnet' },
+  StableDiffusion3InpaintPipeline: { family: 'sd3', role: 'inpaint' },
 };
 
 function fromFolder(entry: ModelConfigEntry): ModelInfo {

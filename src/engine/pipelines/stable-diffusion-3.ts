@@ -1,7 +1,7 @@
 /**
- * Stable Diffusion 3 / 3.5 (MM-DiT, rectified flow): txt2img, img2img and ControlNet as diffusers'
- * StableDiffusion3Pipeline, StableDiffusion3Img2ImgPipeline and StableDiffusion3ControlNetPipeline (0.30.3; SD3.5
- * ControlNet configs as 0.32.0 runs them).
+ * Stable Diffusion 3 / 3.5 (MM-DiT, rectified flow): txt2img, img2img, inpaint and ControlNet as diffusers'
+ * StableDiffusion3Pipeline, StableDiffusion3Img2ImgPipeline, StableDiffusion3InpaintPipeline (sd3-inpaint.ts) and
+ * StableDiffusion3ControlNetPipeline (0.30.3; SD3.5 ControlNet configs as 0.32.0 runs them).
  *
  *   CLIP-L + CLIP-G (penultimate layers, padded to the joint width) ‖ T5 along the sequence, pooled = both CLIP
  *   projections → flow-matching latents (16 channels) → transformer(x, σ·1000) → v-guidance → Euler/DPM++ step on σ
@@ -16,6 +16,7 @@ import { denoise, encodeClip, noiseSampler, randnPerImage, runDenoiser, startNoi
 import type { PipelineOutput, PipelineParams } from './types.js';
 import { BadRequestError } from '../../queue/job.js';
 import { num } from '../model-folder.js';
+import { isSd3InpaintTransformer, prepareSd3Inpaint, type Sd3InpaintStart } from './sd3-inpaint.js';
 import { controlFeeds, controlLatents, jointControlConfig, readSd3ControlNetConfig, sd3ResidualInputs, type Sd3Control } from './sd3-controlnet.js';
 
 interface Sd3Text {
@@ -70,9 +71,12 @@ async function encodeSd3(model: LoadedModel, text: string, p: PipelineParams, jo
 export async function runStableDiffusion3(model: LoadedModel, p: PipelineParams): Promise<PipelineOutput> {
   const { info } = model;
   if (!model.textEncoder2 || !model.tokenizer2) throw new BadRequestError(`${info.name} lacks text_encoder_2/tokenizer_2, which SD3 needs.`);
-  if (p.mask) throw new BadRequestError('Inpainting with SD3 is not supported yet.');
   const sd3Controls = p.controls ?? [];
   const sd3Control = sd3Controls.length > 0;
+  if (p.mask && !p.init) throw new BadRequestError('A mask needs an image to paint into.');
+  if (!p.mask && isSd3InpaintTransformer(model)) throw new BadRequestError('This is an inpainting model: attach a mask (white = repaint) with the image.');
+  if (p.mask && sd3Control) throw new BadRequestError('SD3 inpainting cannot be combined with a ControlNet yet.');
+  if (p.mask && p.slg && p.slg.scale > 0) throw new BadRequestError('Skip-layer guidance cannot be combined with SD3 inpainting yet.');
   if (sd3Control && p.init) throw new BadRequestError('SD3 ControlNet works from text only: drop the init image (diffusers 0.30.3 has no SD3 ControlNet img2img).');
   if (sd3Control && p.slg && p.slg.scale > 0) throw new BadRequestError('Skip-layer guidance cannot be combined with an SD3 ControlNet yet.');
   const joint = num(info.unetConfig, 'joint_attention_dim', 4096);
@@ -92,7 +96,12 @@ export async function runStableDiffusion3(model: LoadedModel, p: PipelineParams)
   const generators = p.seeds.map((s) => new TorchGenerator(s));
   let timesteps = [...scheduler.timesteps];
   let latents: Tensor;
-  if (p.init) {
+  let inpaint: Sd3InpaintStart | null = null;
+  if (p.mask && p.init) {
+    inpaint = await prepareSd3Inpaint(model, p.init, p.mask, p.strength, p.steps, scheduler, generators, latentShape, cfg);
+    timesteps = inpaint.timesteps;
+    latents = inpaint.latents;
+  } else if (p.init) {
     // SD3's own strength rule (int() after the subtraction), then x = σ·noise + (1 − σ)·x0.
     const tStart = flowImg2ImgStart(p.steps, p.strength) * scheduler.order;
     timesteps = timesteps.slice(tStart);
@@ -143,6 +152,7 @@ export async function runStableDiffusion3(model: LoadedModel, p: PipelineParams)
   latents = await denoise({
     scheduler, timesteps, latents, guidance: p.guidance, guidanceRescale: p.guidanceRescale,
     noise: noiseSampler(generators, latentShape), signal: p.signal, timing, onStep: p.onStep,
+    buildInput: inpaint?.buildInput, afterStep: inpaint?.afterStep,
     model: async (input, t, i) => {
       const extra = residuals ? await residuals.step(input, t, i, timesteps.length) : null;
       return runDenoiser(model.unet, 'hidden_states', 'out_hidden_states', input, t, (start, count) => ({
@@ -170,7 +180,9 @@ export async function runStableDiffusion3(model: LoadedModel, p: PipelineParams)
   });
   const denoiseMs = performance.now() - t0;
   t0 = performance.now();
-  const images = await vaeDecode(model.vaeDecoder, latents, info.scalingFactor, info.shiftFactor, info.vaeScaleFactor);
+  // diffusers 0.30.3's StableDiffusion3InpaintPipeline decodes latents / scaling_factor without adding the shift its
+  // other SD3 pipelines add back; same seed, same image as the reference, so inpaint (and outpaint) jobs decode alike.
+  const images = await vaeDecode(model.vaeDecoder, latents, info.scalingFactor, p.mask ? null : info.shiftFactor, info.vaeScaleFactor);
   return {
     latents, images, notes: [...cond.notes],
     timings: { textMs, denoiseMs, unetMs: timing.unetMs, decodeMs: performance.now() - t0 },

@@ -196,7 +196,7 @@ export function inpaintChannels(maskLatent: Tensor, maskedImageLatents: Tensor, 
 }
 
 /** masked_image = init * (mask < 0.5): the region to repaint is zeroed (mid-grey in [-1, 1] space). */
-function maskImage(init: Tensor, mask: Tensor): Tensor {
+export function maskImage(init: Tensor, mask: Tensor): Tensor {
   const plane = mask.data.length;
   const data = new Float32Array(init.data.length);
   for (let c = 0; c < 3; c++) for (let i = 0; i < plane; i++) data[c * plane + i] = mask.data[i]! < 0.5 ? init.data[c * plane + i]! : 0;
