@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine } from '../../src/engine/create-engine.js';
+import { readPngParameters } from '../../src/engine/image/index.js';
 import { controlGuessMode, guessModeScales } from '../../src/engine/controlnet.js';
 import type { ModelGraph } from '../../src/engine/onnx/session.js';
 import { requestFromOptions } from '../../src/cli/generate.js';
@@ -50,7 +51,9 @@ describe('ControlNet img2img, inpaint and guess mode reproduce diffusers', async
 
   for (const c of cases) {
     it(`${c.id}: latents and images`, async () => {
-      await runCase(engine, c, parseRequest(controlRequest(c)));
+      const { result } = await runCase(engine, c, parseRequest(controlRequest(c)));
+      // The ControlNet extension's unit text says guess mode where it was on.
+      expect(readPngParameters(result.images[0]!.png)?.includes('Guess Mode: True')).toBe(c['guess_mode'] === true);
     });
   }
 
