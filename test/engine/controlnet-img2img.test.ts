@@ -3,7 +3,7 @@
  * scripts/fixtures/gen_controlnet_img2img.py (diffusers 0.30.3's StableDiffusionControlNetImg2ImgPipeline,
  * StableDiffusionControlNetInpaintPipeline and StableDiffusionControlNetPipeline(guess_mode=True)).
  */
-import { mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -34,7 +34,10 @@ function controlRequest(c: FixtureCase): GenerationRequestInput {
   return { ...caseRequest(c), model: 'cn', controlImage: null, controls, controlGuessMode: c['guess_mode'] === true };
 }
 
-const cases = loadCases('tiny-sd15-controlnet-img2img');
+const allCases = loadCases('tiny-sd15-controlnet-img2img');
+/** Cases on tiny-sd15-controlnet (4-channel UNet); the others run tiny-sd15-inpaint with its residual-input UNet. */
+const cases = allCases.filter((c) => c.model === 'tiny-sd15-controlnet');
+const inpaint9 = allCases.filter((c) => c.model === 'tiny-sd15-inpaint');
 const byId = (id: string) => cases.find((x) => x.id === id)!;
 
 describe('ControlNet img2img, inpaint and guess mode reproduce diffusers', async () => {
@@ -47,6 +50,7 @@ describe('ControlNet img2img, inpaint and guess mode reproduce diffusers', async
   it('has the cases the generator promises', () => {
     expect(cases.map((c) => c.pipeline).sort()).toEqual(['img2img', 'img2img', 'img2img', 'inpaint', 'inpaint', 'txt2img', 'txt2img']);
     expect(cases.filter((c) => c['guess_mode'] === true)).toHaveLength(3);
+    expect(inpaint9.map((c) => [c.pipeline, c['unet_in_channels'], c['guess_mode']])).toEqual([['inpaint', 9, false], ['inpaint', 9, true]]);
   });
 
   for (const c of cases) {
@@ -90,6 +94,32 @@ describe('ControlNet img2img, inpaint and guess mode reproduce diffusers', async
     await expect(engine.runJob(parseRequest({ ...r, kind: 'depth2img' })))
       .rejects.toThrow(/ControlNet controls go with txt2img, img2img and inpaint jobs, not depth2img/);
     expect(() => parseRequest({ ...r, controlGuessMode: 'yes' })).toThrow();
+  });
+});
+
+describe('ControlNet inpaint with a 9-channel inpaint UNet reproduces diffusers (the ControlNet sees the 4 latent channels)', async () => {
+  // tiny-sd15-inpaint with the UNet that takes residuals (the fixture stores only that unet/), ControlNet attached.
+  const dir = join(mkdtempSync(join(tmpdir(), 'sdbot-cninp9-')), 'tiny-sd15-inpaint-cn');
+  mkdirSync(dir);
+  const src = join(FIXTURE_MODELS, 'tiny-sd15-inpaint');
+  for (const e of readdirSync(src)) symlinkSync(e === 'unet' ? join(FIXTURE_MODELS, 'tiny-sd15-inpaint-residual-unet', 'unet') : join(src, e), join(dir, e));
+  const engine = await createEngine();
+  beforeAll(async () => {
+    await engine.loadModel({ id: 'cn', dir, controlnets: [{ id: 'tiny-sd15-controlnet-2', dir: CN2 }] });
+  });
+  afterAll(() => engine.close());
+
+  for (const c of inpaint9) {
+    it(`${c.id}: latents and images`, async () => {
+      await runCase(engine, c, parseRequest(controlRequest(c)));
+    });
+  }
+
+  it('the control changes the inpainting', async () => {
+    const latents: Float32Array[] = [];
+    const r = controlRequest(inpaint9[0]!);
+    for (const x of [r, { ...r, controls: [] }]) await engine.runJob(parseRequest({ ...x, count: 1 }), { onOutput: (o) => latents.push(o.latents.data) });
+    expect(maxAbsDiff(latents[0]!, latents[1]!)).toBeGreaterThan(1e-2);
   });
 });
 
