@@ -7,7 +7,7 @@ import { helpText } from '../../src/bot/core/help.js';
 import { imageSlots } from '../../src/bot/core/image-slots.js';
 import { cropCell, uploadFiles } from '../../src/bot/core/images.js';
 import { readableReason } from '../../src/bot/core/job-follower.js';
-import { errorMessage, progressMessage } from '../../src/bot/core/messages.js';
+import { captionLine, errorMessage, progressMessage } from '../../src/bot/core/messages.js';
 import { ModelCatalog, guessModelInfo } from '../../src/bot/core/models.js';
 import { OPTIONS } from '../../src/bot/core/options.js';
 import { ThrottledSink } from '../../src/bot/core/throttled-sink.js';
@@ -115,6 +115,9 @@ describe('validator', () => {
     expect(i2i.images).toEqual({ image: img, control: ctl });
     const inp = await draft('a castle --control-mode guess', { images: { image: img, mask, control: ctl } }, c);
     expect(inp.request).toMatchObject({ kind: 'inpaint', model: 'sd15-controlnet-canny', controlGuessMode: true });
+    // The result caption says the picture was steered (with a control image attached, as attachImages does).
+    expect(captionLine({ ...i2i.request, controlImage: { kind: 'redis', key: 'k' } }, null, 0)).toContain('img2img · ControlNet ·');
+    expect(captionLine({ ...inp.request, controlImage: { kind: 'redis', key: 'k' } }, null, 0)).toContain('inpaint · ControlNet (guess mode) ·');
     expect((await draft('--control-mode guess', { images: { control: ctl } }, c)).request).toMatchObject({ kind: 'controlnet', prompt: '', controlGuessMode: true });
     await fails('x', /`--mode depth` doesn't combine with a ControlNet control image \(img2img and inpaint do\)/, { options: { mode: 'depth' }, images: { image: img, control: ctl } });
     await fails('x --mode inpaint', /Inpainting needs a mask/, { images: { image: img, control: ctl } });
