@@ -113,6 +113,8 @@ export interface GenerateOptions {
   controlScale?: number | number[];
   controlStart?: number | number[];
   controlEnd?: number | number[];
+  /** ControlNet guess mode for every control. */
+  controlGuessMode?: boolean;
   /** Folder with depth_estimator/ + feature_extractor/ for --control depth. */
   depthEstimator?: string;
   originalSize?: { width: number; height: number };
@@ -147,6 +149,7 @@ export function requestFromOptions(o: GenerateOptions): GenerationRequest {
   const scales = perControl('--control-scale', o.controlScale, n);
   const starts = perControl('--control-start', o.controlStart, n);
   const ends = perControl('--control-end', o.controlEnd, n);
+  if (o.controlGuessMode && n === 0) throw new InvalidArgumentError('--control-guess-mode needs --control-image');
   const file = (path: string) => ({ kind: 'file' as const, path: resolve(path) });
   // One control on the model's own ControlNet keeps the single-control fields (the form older workers read).
   const single = n === 1 && (nets[0] === undefined || nets[0] === OWN_CONTROLNET);
@@ -187,6 +190,7 @@ export function requestFromOptions(o: GenerateOptions): GenerationRequest {
     outpaint,
     depthImage: o.depthMap ? { kind: 'file', path: resolve(o.depthMap) } : null,
     ...controlFields,
+    ...(o.controlGuessMode ? { controlGuessMode: true } : {}),
     ...(o.noiseLevel !== undefined ? { noiseLevel: o.noiseLevel } : {}),
     originalSize: o.originalSize ?? null,
     cropTopLeft: o.crop ?? null,
@@ -327,6 +331,7 @@ export function registerGenerate(program: Command): void {
     .option('--control-scale <x>', 'ControlNet conditioning scale (default 1)', repeatable(float))
     .option('--control-start <x>', 'ControlNet starts at this fraction of the steps (default 0)', repeatable(float))
     .option('--control-end <x>', 'ControlNet stops at this fraction of the steps (default 1)', repeatable(float))
+    .option('--control-guess-mode', 'ControlNet guess mode: the control image leads, the prompt matters less (works with an empty prompt)')
     .option('--depth-estimator <dir>', "--control depth: folder with depth_estimator/ + feature_extractor/ (e.g. an SD2-depth model; default: the model folder's own)")
     .option('--original-size <WxH>', 'SDXL micro-conditioning: original size', size)
     .option('--crop <TOP,LEFT>', 'SDXL micro-conditioning: crop top-left', topLeft)

@@ -7,8 +7,8 @@
  * ([B,3,H,W] in [0,1]), `conditioning_scale` (rank 0); outputs `down_block_i` and `mid_block`, which feed the UNet's
  * inputs `down_block_i` and `mid_block_additional_residual`.
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { ModelFolderError, ModelGraph, type Provider } from './onnx/session.js';
 
 /** A ControlNet attached to a model: `id` is what jobs name it by. */
@@ -111,4 +111,54 @@ export function checkControlNetFits(cn: ModelGraph, unet: ModelGraph, labels: { 
   if (missing.length > 0) {
     throw new ModelFolderError(`ControlNet ${c} does not fit ${m}: the UNet needs the residual${missing.length > 1 ? 's' : ''} ${missing.map((n) => `"${n}"`).join(', ')}, which it does not output${hint}`);
   }
+}
+
+/**
+ * Whether a ControlNet's config.json sets `global_pool_conditions` (e.g. the shuffle ControlNet): its residuals are
+ * spatial means, which diffusers computes inside ControlNetModel, so an export carries it; the pipelines read it to
+ * force guess mode. Read once per graph file (config.json next to model.onnx); no config means false.
+ */
+const poolConditions = new Map<string, boolean>();
+export function globalPoolConditions(graph: ModelGraph): boolean {
+  let v = poolConditions.get(graph.path);
+  if (v === undefined) {
+    const path = join(dirname(graph.path), 'config.json');
+    let config: unknown = null;
+    try {
+      config = existsSync(path) ? JSON.parse(readFileSync(path, 'utf8')) : null;
+    } catch (e) {
+      throw new ModelFolderError(`${path}: not valid JSON (${(e as Error).message})`);
+    }
+    v = typeof config === 'object' && config !== null && (config as Record<string, unknown>)['global_pool_conditions'] === true;
+    poolConditions.set(graph.path, v);
+  }
+  return v;
+}
+
+/**
+ * Guess mode for a list of ControlNets, with diffusers' rule (0.30.3 ControlNet pipelines): on when the job asks, and
+ * forced on when the first ControlNet pools its conditions. `pooled[k]`: net k pools, so ControlNetModel leaves its
+ * residuals at the plain scale instead of the guess-mode ramp.
+ */
+export function controlGuessMode(controls: readonly { graph: ModelGraph }[], requested: boolean): { on: boolean; pooled: boolean[] } {
+  const pooled = controls.map((c) => globalPoolConditions(c.graph));
+  return { on: requested || pooled[0] === true, pooled };
+}
+
+/**
+ * Guess mode's per-residual scales (ControlNetModel, guess_mode without pooling): residual k of the K down residuals
+ * gets logspace(-1, 0, K + 1)[k] × scale, the mid residual the last (1 × scale), all in float32 as torch does.
+ */
+export function guessModeScales(outputs: readonly string[], scale: number): Map<string, number> {
+  const down = outputs.map((o) => /^down_block_(\d+)$/.exec(o)).filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ name: m[0], index: Number(m[1]) })).sort((a, b) => a.index - b.index);
+  const steps = down.length + 1;
+  // torch.logspace on CPU: base^(start + step·k) in double for the first half, base^(end − step·(steps−1−k)) after.
+  const step = 1 / (steps - 1);
+  const ramp = Array.from({ length: steps }, (_, k) => Math.fround(10 ** (k < Math.floor(steps / 2) ? -1 + step * k : -(step * (steps - 1 - k)))));
+  const s = Math.fround(scale);
+  const scales = new Map<string, number>();
+  down.forEach((d, k) => scales.set(d.name, Math.fround(ramp[k]! * s)));
+  for (const o of outputs) if (residualTarget(o) === 'mid_block_additional_residual') scales.set(o, Math.fround(ramp[steps - 1]! * s));
+  return scales;
 }

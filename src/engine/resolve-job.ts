@@ -46,7 +46,10 @@ export async function resolveJob(
   }
 
   // A txt2img request ignores stray attachments rather than silently becoming img2img at full strength.
-  const useImages = request.kind !== 'txt2img';
+  if (request.kind === 'controlnet' && (request.initImage || request.maskImage)) {
+    throw new BadRequestError('A "controlnet" job starts from noise: to start from a picture, send an img2img (or inpaint) job with the control image.');
+  }
+  const useImages = request.kind !== 'txt2img' && request.kind !== 'controlnet';
   const initBytes = useImages && request.initImage ? await readRef(request.initImage, fetchInput) : null;
   const source = initBytes ? await decodeImage(initBytes) : null;
   // Outpainting: the init image becomes the larger canvas and the mask is built here (white = the new area).
@@ -129,6 +132,7 @@ export async function resolveJob(
       initImage: init ? { rgb: init.rgb, width: init.width, height: init.height } : null,
       depthMap,
       controls,
+      controlGuessMode: request.controlGuessMode,
       prompt: request.prompt,
       negativePrompt: request.negativePrompt,
       seeds: Array.from({ length: request.count }, (_, i) => seedForImage(request.seed, i)),
@@ -156,6 +160,11 @@ export async function resolveJob(
   };
 }
 
+/** Job kinds whose pipelines take ControlNet residuals; the others (depth2img, upscale, variation) have no place for them. */
+const CONTROL_KINDS: ReadonlySet<GenerationRequest['kind']> = new Set(['txt2img', 'controlnet', 'img2img', 'inpaint']);
+/** Model families whose pipeline implements guess mode. */
+const GUESS_MODE_FAMILIES: ReadonlySet<string> = new Set(['sd']);
+
 /** The request's controls with their ControlNet graphs and conditioning images, checked against the model. */
 async function resolveControls(
   model: LoadedModel, request: GenerationRequest, width: number, height: number, fetchInput?: (key: string) => Promise<Uint8Array | null>,
@@ -164,6 +173,13 @@ async function resolveControls(
   const specs = requestControls(request);
   if (request.kind === 'controlnet' && specs.length === 0) throw new BadRequestError('A ControlNet job needs a control image (edges, depth, …).');
   if (specs.length > MAX_CONTROLS) throw new BadRequestError(`At most ${MAX_CONTROLS} ControlNet controls in one job (got ${specs.length}).`);
+  if (specs.length > 0 && !CONTROL_KINDS.has(request.kind)) {
+    throw new BadRequestError(`ControlNet controls go with txt2img, img2img and inpaint jobs, not ${request.kind}: drop the control image.`);
+  }
+  if (request.controlGuessMode) {
+    if (specs.length === 0) throw new BadRequestError('Guess mode is a ControlNet setting: add a control image.');
+    if (!GUESS_MODE_FAMILIES.has(info.family)) throw new BadRequestError(`ControlNet guess mode is supported for SD 1.x / 2.x models only, not ${info.name} (${info.family}).`);
+  }
   const resolved: ResolvedControl[] = [];
   for (const [k, spec] of specs.entries()) {
     const which = specs.length > 1 ? `Control ${k + 1}: ` : '';

@@ -9,6 +9,10 @@ import { z } from 'zod';
 
 export const MAX_SEED = (1n << 64n) - 1n;
 
+/**
+ * What a job does. `controlnet` is txt2img with controls (kept for older clients); txt2img, img2img and inpaint jobs
+ * may carry controls too (`controlImage` / `controls`), which is how ControlNet img2img and inpaint are asked for.
+ */
 export const JOB_KINDS = ['txt2img', 'img2img', 'inpaint', 'depth2img', 'upscale', 'variation', 'controlnet'] as const;
 export type JobKind = (typeof JOB_KINDS)[number];
 
@@ -146,6 +150,13 @@ export const generationRequestSchema = z.object({
    * also set, that control comes first; MAX_CONTROLS in all.
    */
   controls: z.array(controlSchema).max(MAX_CONTROLS).default([]),
+  /**
+   * ControlNet guess mode (diffusers' guess_mode, the ControlNet extension's old "Guess Mode"): the ControlNets see the
+   * prompt but not the negative prompt, and the shallower residuals are weakened (×0.1 … ×1), so the control image
+   * leads even with an empty prompt. Applies to every control of the job. A ControlNet whose config pools its
+   * conditions (global_pool_conditions) forces it, as in diffusers.
+   */
+  controlGuessMode: z.boolean().default(false),
   /**
    * Noise added to the conditioning: the x4 upscaler's low-res image (0-350) or stable unCLIP's image embedding (0-999,
    * variation jobs). null = the pipeline's default (20 for the upscaler, 0 for unCLIP, as diffusers).

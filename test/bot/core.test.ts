@@ -7,7 +7,7 @@ import { helpText } from '../../src/bot/core/help.js';
 import { imageSlots } from '../../src/bot/core/image-slots.js';
 import { cropCell, uploadFiles } from '../../src/bot/core/images.js';
 import { readableReason } from '../../src/bot/core/job-follower.js';
-import { errorMessage, progressMessage } from '../../src/bot/core/messages.js';
+import { captionLine, errorMessage, progressMessage } from '../../src/bot/core/messages.js';
 import { ModelCatalog, guessModelInfo } from '../../src/bot/core/models.js';
 import { OPTIONS } from '../../src/bot/core/options.js';
 import { ThrottledSink } from '../../src/bot/core/throttled-sink.js';
@@ -102,7 +102,29 @@ describe('validator', () => {
     expect(d.request).toMatchObject({ kind: 'controlnet', model: 'sd15-controlnet-canny', controlPreprocess: 'canny', controlScale: 0.7 });
     expect(d.images.control).toEqual(img);
     await fails('x --control canny', /need a control image: the `control_image` option/);
-    await fails('x', /drop the `image` option/, { images: { image: img, control: img } });
+  });
+  it('an image with a control image is ControlNet img2img (a mask: inpaint) on the ControlNet model; --control-mode guess', async () => {
+    const [img, ctl, mask] = [{ url: 'https://cdn.discordapp.com/a.png' }, { url: 'https://cdn.discordapp.com/c.png' }, { url: 'https://cdn.discordapp.com/m.png' }];
+    const c = { catalog: await (async () => {
+      const cat = new ModelCatalog({ models: async () => ['sd15', 'sd15-controlnet-canny'] }, [{ id: 'sd15', family: 'sd15', role: 'base', isDefault: true }]);
+      await cat.refresh();
+      return cat;
+    })() };
+    const i2i = await draft('a castle --strength 0.6 --control canny', { images: { image: img, control: ctl } }, c);
+    expect(i2i.request).toMatchObject({ kind: 'img2img', model: 'sd15-controlnet-canny', strength: 0.6, controlPreprocess: 'canny', controlGuessMode: false });
+    expect(i2i.images).toEqual({ image: img, control: ctl });
+    const inp = await draft('a castle --control-mode guess', { images: { image: img, mask, control: ctl } }, c);
+    expect(inp.request).toMatchObject({ kind: 'inpaint', model: 'sd15-controlnet-canny', controlGuessMode: true });
+    // The result caption says the picture was steered (with a control image attached, as attachImages does).
+    expect(captionLine({ ...i2i.request, controlImage: { kind: 'redis', key: 'k' } }, null, 0)).toContain('img2img · ControlNet ·');
+    expect(captionLine({ ...inp.request, controlImage: { kind: 'redis', key: 'k' } }, null, 0)).toContain('inpaint · ControlNet (guess mode) ·');
+    expect((await draft('--control-mode guess', { images: { control: ctl } }, c)).request).toMatchObject({ kind: 'controlnet', prompt: '', controlGuessMode: true });
+    await fails('x', /`--mode depth` doesn't combine with a ControlNet control image \(img2img and inpaint do\)/, { options: { mode: 'depth' }, images: { image: img, control: ctl } });
+    await fails('x --mode inpaint', /Inpainting needs a mask/, { images: { image: img, control: ctl } });
+    await fails('x --mode img2img', /needs an image besides the control image/, { images: { control: ctl } });
+    await fails('x', /A mask needs an image to paint on/, { images: { mask, control: ctl } });
+    await fails('x --control-mode guess', /`--control-mode` need a control image/, {});
+    await fails('x --control-mode wild', /can't be `wild`/, { images: { control: ctl } });
   });
   it('slots unnamed pictures: image then mask, or with a ControlNet flag the newest as the control image', () => {
     const [a, b] = [{ url: 'https://x/a.png' }, { url: 'https://x/b.png' }];

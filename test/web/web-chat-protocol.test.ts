@@ -145,10 +145,13 @@ describe('web chat protocol', () => {
     expect(flagged).toMatchObject({ kind: 'controlnet', model: 'tiny-sd15-controlnet', controlPreprocess: 'none', initImage: null, maskImage: null });
     expect(inputOf(flagged.controlImage).equals(Buffer.from(shapes))).toBe(true);
 
-    // A control image beside an image to work on is refused, privately.
-    alice.send({ type: 'send', text: '/imagine a gate', files: [await upload(shapes)], control: await upload(edges) });
-    await alice.until(() => [...alice.messages.values()].find((m) => m.kind === 'error' && m.ephemeral && m.lines.join().includes('ControlNet')));
-    expect(queue.enqueued.at(-1)?.request.prompt).toBe('a tower');
+    // A control image beside an image to work on: ControlNet img2img on the ControlNet model.
+    alice.send({ type: 'send', text: '/imagine a gate --strength 0.5', files: [await upload(shapes)], control: await upload(edges) });
+    await alice.until(() => queue.enqueued.at(-1)?.request.prompt === 'a gate');
+    const both = queue.enqueued.at(-1)!.request;
+    expect(both).toMatchObject({ kind: 'img2img', model: 'tiny-sd15-controlnet', strength: 0.5, maskImage: null });
+    expect(inputOf(both.initImage).equals(Buffer.from(shapes))).toBe(true);
+    expect(inputOf(both.controlImage).equals(Buffer.from(edges))).toBe(true);
   });
 
   it('errors and admin answers go only to the sender; non-admins are refused', async () => {

@@ -109,7 +109,7 @@ function imageJob(original: GenerationRequest, origin: Origin): GenerationReques
   return {
     ...original,
     origin,
-    initImage: null, maskImage: null, outpaint: null, depthImage: null, controlImage: null,
+    initImage: null, maskImage: null, outpaint: null, depthImage: null, controlImage: null, controls: [], controlGuessMode: false,
     originalSize: null, cropTopLeft: null, targetSize: null,
     refiner: null,
   };

@@ -21,7 +21,7 @@ export function imageSlots(pictures: readonly RemoteImage[], text = ''): Imagine
 export function asksForControlNet(text: string): boolean {
   try {
     const { values } = splitFlags(text);
-    return values.has('control') || values.has('control_scale');
+    return values.has('control') || values.has('control_scale') || values.has('control_mode');
   } catch {
     return false;
   }

@@ -77,6 +77,9 @@ export function captionLine(request: GenerationRequest, size: { width: number; h
     request.guidance !== null ? `cfg ${request.guidance}` : '',
     size ? `${size.width}×${size.height}` : '',
     request.kind !== 'txt2img' ? request.kind : '',
+    // img2img / inpaint steered by a control image say so (a "controlnet" job already does).
+    request.kind !== 'controlnet' && (request.controlImage || request.controls.length > 0) ? `ControlNet${request.controlGuessMode ? ' (guess mode)' : ''}` : '',
+    request.kind === 'controlnet' && request.controlGuessMode ? 'guess mode' : '',
     formatSeconds(elapsedMs),
   ];
   return facts.filter(Boolean).join(' · ');

@@ -72,6 +72,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { name: 'noise_level', type: 'integer', help: 'Upscale / variation: noise added to the image (x4 upscaler 0-350, default 20) or to its embedding (unCLIP variations, default 0)', flags: ['--noise-level'], min: 0, max: 999, defaultText: "pipeline's default", example: '100' },
   { name: 'control', type: 'choice', help: 'ControlNet: turn the control image into edges (canny) or a depth map (depth) first, or use it as is', flags: ['--control'], choices: ['canny', 'depth', 'none'], defaultText: 'none' },
   { name: 'control_scale', type: 'number', help: 'ControlNet strength', flags: ['--control-scale'], min: 0, max: 2, defaultText: '1', example: '0.8' },
+  { name: 'control_mode', type: 'choice', help: 'ControlNet: balanced, or guess (the control image leads; works with an empty prompt)', flags: ['--control-mode'], choices: ['balanced', 'guess'], defaultText: 'balanced', slash: false },
   { name: 'control_image', type: 'attachment', help: 'ControlNet control image (edges, depth map, pose…) that steers the composition', flags: [] },
 ];
 

@@ -61,7 +61,7 @@ type Parsed = {
   negative?: string; model?: string; sampler?: string; schedule?: string; steps?: number; cfg?: number;
   seed?: string; ar?: number; width?: number; height?: number; size?: Size; count?: number; strength?: number;
   mode?: Mode; orig?: Size; crop?: { top: number; left: number }; refiner?: string;
-  control?: 'canny' | 'depth' | 'none'; control_scale?: number; noise_level?: number;
+  control?: 'canny' | 'depth' | 'none'; control_scale?: number; control_mode?: 'balanced' | 'guess'; noise_level?: number;
 };
 
 export function randomSeed(): string {
@@ -80,7 +80,8 @@ export function buildDraft(input: ImagineInput, ctx: ValidationContext): Draft {
   if (v.noise_level !== undefined && kind !== 'upscale' && kind !== 'variation') {
     throw new UserError('`--noise-level` applies to `--mode upscale` and `--mode variation` only.');
   }
-  const model = resolveModel(v, kind, ctx, notes);
+  // Img2img / inpaint with a control image run on the ControlNet model, as a control image alone does.
+  const model = resolveModel(v, images.control !== undefined ? 'controlnet' : kind, ctx, notes);
   const family = ctx.catalog.info(model).family;
   for (const name of raw.keys()) checkFamily(optionByName(name), model, family);
 
@@ -112,6 +113,7 @@ export function buildDraft(input: ImagineInput, ctx: ValidationContext): Draft {
     ...(v.strength !== undefined ? { strength: v.strength } : {}),
     ...(v.control !== undefined ? { controlPreprocess: v.control } : {}),
     ...(v.control_scale !== undefined ? { controlScale: v.control_scale } : {}),
+    ...(v.control_mode === 'guess' ? { controlGuessMode: true } : {}),
     ...(v.noise_level !== undefined ? { noiseLevel: v.noise_level } : {}),
     refiner,
     previews: true,
@@ -238,11 +240,21 @@ const KIND_ROLE: Partial<Record<JobKind, ModelRole>> = { inpaint: 'inpaint', dep
 function resolveKind(v: Parsed, images: Partial<Record<ImageSlot, RemoteImage>>): JobKind {
   const has = (slot: ImageSlot) => images[slot] !== undefined;
   if (has('control')) {
-    if (has('image')) throw new UserError('A ControlNet job starts from noise and its control image alone: drop the `image` option (or the `control_image`).');
-    if (v.mode) throw new UserError(`\`--mode ${v.mode}\` doesn't combine with a ControlNet control image.`);
-    return 'controlnet';
+    // A control image alone starts from noise; with an image it steers img2img, with a mask too inpainting.
+    if (!has('image')) {
+      if (v.mode) throw new UserError(`\`--mode ${v.mode}\` needs an image besides the control image: add the \`image\` option.`);
+      if (has('mask')) throw new UserError('A mask needs an image to paint on: add the `image` option too (or reply to a picture).');
+      if (v.strength !== undefined) throw new UserError('`--strength` only applies when you give an image (img2img).');
+      return 'controlnet';
+    }
+    if (has('depth')) throw new UserError('A depth map is for `--mode depth`, which doesn\'t combine with a ControlNet control image.');
+    const kind = v.mode ? MODE_KIND[v.mode] : has('mask') ? 'inpaint' : 'img2img';
+    if (kind !== 'img2img' && kind !== 'inpaint') throw new UserError(`\`--mode ${v.mode}\` doesn't combine with a ControlNet control image (img2img and inpaint do).`);
+    if (kind === 'inpaint' && !has('mask')) throw new UserError('Inpainting needs a mask: add the `mask` option (white = repaint, black = keep).');
+    if (has('mask') && kind !== 'inpaint') throw new UserError(`A mask is only used for inpainting, not \`--mode ${v.mode}\`.`);
+    return kind;
   }
-  if (v.control !== undefined || v.control_scale !== undefined) throw new UserError('`--control` and `--control-scale` need a control image: the `control_image` option of `/imagine` on Discord, or a picture sent with the flags (mention the bot with it, or attach it in the web chat).');
+  if (v.control !== undefined || v.control_scale !== undefined || v.control_mode !== undefined) throw new UserError('`--control`, `--control-scale` and `--control-mode` need a control image: the `control_image` option of `/imagine` on Discord, or a picture sent with the flags (mention the bot with it, or attach it in the web chat).');
   if (!has('image')) {
     if (has('mask')) throw new UserError('A mask needs an image to paint on: add the `image` option too (or reply to a picture).');
     if (v.mode) throw new UserError(`\`--mode ${v.mode}\` needs an image: attach one with the \`image\` option, or reply to a picture and mention me.`);

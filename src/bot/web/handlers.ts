@@ -1,8 +1,9 @@
 /**
  * Web chat events → the bot core, the way the Discord adapter does it: `/imagine` (prepare → attachImages → run),
  * a picture dropped on a message or the input box (img2img; a second picture is the inpaint mask; with `--control`
- * the newest picture is a ControlNet control image), a picture in the control-image slot (ControlNet), buttons
- * (followUp → run), `/sd-admin`. Input the core rejects is answered privately to the sender.
+ * the newest picture is a ControlNet control image), a picture in the control-image slot (ControlNet; with a picture
+ * on the box too, ControlNet img2img), buttons (followUp → run), `/sd-admin`. Input the core rejects is answered
+ * privately to the sender.
  */
 import type { Origin } from '../../queue/job.js';
 import type { BotCore } from '../core/bot-core.js';

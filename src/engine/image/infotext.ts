@@ -122,6 +122,7 @@ export function requestInfotext(req: GenerationRequest, r: ResolvedImageParams):
       ...(c.preprocess !== 'none' ? [`Module: ${c.preprocess}`] : []),
       ...(c.controlnet !== null ? [`Model: ${c.controlnet}`] : []),
       `Weight: ${c.scale}`, `Guidance Start: ${c.start}`, `Guidance End: ${c.end}`,
+      ...(req.controlGuessMode ? ['Guess Mode: True'] : []),
     ];
     extra[`ControlNet ${i}`] = parts.join(', ');
   }

@@ -15,7 +15,7 @@ import {
 } from './steps.js';
 import type { PipelineParams, PipelineOutput } from './types.js';
 import { BadRequestError } from '../../queue/job.js';
-import { residualTarget, unetResidualInputs } from '../controlnet.js';
+import { controlGuessMode, guessModeScales, residualTarget, unetResidualInputs } from '../controlnet.js';
 
 const f32 = Math.fround;
 
@@ -71,7 +71,7 @@ export async function runStableDiffusion(model: LoadedModel, p: PipelineParams):
   const cfgFactor = cfg ? 2 : 1;
   const extraChannels = inpaintUnet && maskLatent && maskedImageLatents ? inpaintChannels(maskLatent, maskedImageLatents, cfgFactor) : undefined;
   const legacyBlend = !inpaintUnet && maskLatent !== null;
-  const control = controlResiduals(model, p, embeds, n * cfgFactor);
+  const control = controlResiduals(model, p, embeds, n, cfg);
   t0 = performance.now();
   latents = await denoise({
     scheduler, timesteps, latents, guidance: p.guidance, guidanceRescale: p.guidanceRescale, noise,
@@ -96,12 +96,14 @@ export async function runStableDiffusion(model: LoadedModel, p: PipelineParams):
 }
 
 /**
- * ControlNet residuals for one step, as StableDiffusionControlNetPipeline computes them: each ControlNet sees the
- * scaled latent batch and its control image, with scale × keep_i where keep_i drops to 0 outside [start, end] of the
- * steps; several ControlNets' residuals are summed in order (MultiControlNetModel). A UNet that takes residuals but
- * got no control runs the model's default ControlNet with scale 0 (no effect).
+ * ControlNet residuals for one step, as diffusers' ControlNet pipelines (txt2img, img2img, inpaint) compute them: each
+ * ControlNet sees the scaled latent batch (the latent channels only, before an inpaint UNet's mask channels) and its
+ * control image, with scale × keep_i where keep_i drops to 0 outside [start, end] of the steps; several ControlNets'
+ * residuals are summed in order (MultiControlNetModel). Guess mode (see controlGuessMode): with CFG the ControlNets
+ * see only the conditional half and the unconditional half gets zero residuals. A UNet that takes residuals but got
+ * no control runs the model's default ControlNet with scale 0 (no effect).
  */
-function controlResiduals(model: LoadedModel, p: PipelineParams, embeds: Tensor, rows: number) {
+function controlResiduals(model: LoadedModel, p: PipelineParams, embeds: Tensor, n: number, cfg: boolean) {
   let controls = p.controls ?? [];
   if (controls.length === 0) {
     if (unetResidualInputs(model.unet).length === 0) return null;
@@ -109,23 +111,47 @@ function controlResiduals(model: LoadedModel, p: PipelineParams, embeds: Tensor,
     if (!graph) throw new BadRequestError(`${model.info.name}'s UNet takes ControlNet residuals but the model has no ControlNet: attach one in the models file.`);
     controls = [{ graph, image: { data: new Float32Array(3 * p.height * p.width), dims: [1, 3, p.height, p.width] }, scale: 0, start: 0, end: 1 }];
   }
+  const guess = controlGuessMode(controls, p.controlGuessMode === true);
+  const condOnly = guess.on && cfg;
+  const rows = condOnly || !cfg ? n : 2 * n;
   const images = controls.map((c) => repeatBatch(c.image, rows));
+  const cnEmbeds = condOnly ? sliceBatch(embeds, n, n) : embeds;
+  const latentChannels = model.info.latentChannels;
   return async (input: Tensor, t: number, i: number, total: number): Promise<Record<string, Tensor>> => {
+    const batch = condOnly ? sliceBatch(input, n, n) : input;
+    const sample = batch.dims[1] === latentChannels ? batch : sliceChannels(batch, latentChannels);
     const sum: Record<string, Tensor> = {};
     for (const [k, c] of controls.entries()) {
       const keep = i / total < c.start || (i + 1) / total > c.end ? 0 : 1;
+      const scale = c.scale * keep;
+      const perResidual = guess.on && !guess.pooled[k];
       const out = await c.graph.run({
-        sample: input, timestep: timestepFeed(c.graph, t, rows), encoder_hidden_states: embeds, controlnet_cond: images[k]!,
-        conditioning_scale: { data: Float32Array.of(c.scale * keep), dims: [] },
+        sample, timestep: timestepFeed(c.graph, t, rows), encoder_hidden_states: cnEmbeds, controlnet_cond: images[k]!,
+        // Guess mode scales each residual separately: the graph runs at scale 1 and the outputs are scaled below.
+        conditioning_scale: { data: Float32Array.of(perResidual ? 1 : scale), dims: [] },
       });
+      const scales = perResidual ? guessModeScales(Object.keys(out), scale) : null;
       for (const [name, v] of Object.entries(out)) {
         const target = residualTarget(name);
+        const s = scales?.get(name);
+        const data = s === undefined ? v.data : v.data.map((x) => x * s);
         const prev = sum[target];
-        sum[target] = prev ? { data: prev.data.map((x, j) => x + v.data[j]!), dims: prev.dims } : { data: v.data, dims: v.dims };
+        sum[target] = prev ? { data: prev.data.map((x, j) => x + data[j]!), dims: prev.dims } : { data, dims: v.dims };
       }
     }
-    return sum;
+    if (!condOnly) return sum;
+    // The unconditional half gets no control: zeros first, as diffusers' torch.cat([zeros_like(d), d]).
+    return Object.fromEntries(Object.entries(sum).map(([k, v]) => [k, catBatch([{ data: new Float32Array(v.data.length), dims: v.dims }, v])]));
   };
+}
+
+/** The first `channels` channels of an NCHW tensor. */
+function sliceChannels(t: Tensor, channels: number): Tensor {
+  const [b, c, h, w] = t.dims as [number, number, number, number];
+  const plane = h * w;
+  const out = new Float32Array(b * channels * plane);
+  for (let i = 0; i < b; i++) out.set(t.data.subarray(i * c * plane, (i * c + channels) * plane), i * channels * plane);
+  return { data: out, dims: [b, channels, h, w] };
 }
 
 function scaleLatents(t: Tensor, sigma: number): Tensor {

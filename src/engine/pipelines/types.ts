@@ -49,6 +49,11 @@ export interface PipelineParams {
    * conditioning image [1, 3, H, W] in [0, 1], its scale and the fraction of steps it acts on.
    */
   controls?: readonly ResolvedControl[];
+  /**
+   * ControlNet guess mode (diffusers' guess_mode): with CFG the ControlNets see only the conditional batch (zero
+   * residuals for the unconditional half) and residual k is scaled by logspace(-1, 0, K+1)[k] × scale.
+   */
+  controlGuessMode?: boolean;
   /** SD3.5 skip-layer guidance. */
   slg?: { layers: number[]; scale: number; start: number; end: number } | null;
   /** SD3 text: T5 on/off and its sequence length. */
