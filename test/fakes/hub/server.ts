@@ -95,7 +95,9 @@ export async function startFakeHub(options: FakeHubOptions): Promise<FakeHub> {
     const cut = range ? undefined : options.cutAfter?.get(file.path);
     if (cut !== undefined) {
       options.cutAfter?.delete(file.path);
-      res.write(body.subarray(0, cut), () => setTimeout(() => res.destroy(), 20));
+      // A clean FIN after the partial body, not a reset: a reset lets the kernel drop bytes the client has not read
+      // yet, so on a loaded machine the .part file would hold less than `cut`.
+      res.write(body.subarray(0, cut), () => res.socket?.end());
       return;
     }
     res.end(body);
