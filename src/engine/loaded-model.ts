@@ -84,7 +84,7 @@ export async function loadModel(dir: string, providers: readonly Provider[] = ['
   }
   const denoiser = info.family === 'sd3' ? 'transformer' : 'unet';
   const [unet, vaeDecoder, vaeEncoder, textEncoder, textEncoder2, textEncoder3, controlnet] = await Promise.all([
-    ModelGraph.load(join(info.dir, denoiser, 'model.onnx'), providers),
+    ModelGraph.loadWithFloatInput(join(info.dir, denoiser, 'model.onnx'), 'timestep', providers),
     ModelGraph.load(join(info.dir, info.decoder, 'model.onnx'), providers),
     optionalGraph(info.dir, 'vae_encoder', providers),
     optionalGraph(info.dir, info.textEncoder, providers),
