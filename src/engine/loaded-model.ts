@@ -63,7 +63,9 @@ export interface ModelExtras {
 
 async function optionalGraph(dir: string, component: string, providers: readonly Provider[]): Promise<ModelGraph | null> {
   const path = join(dir, component, 'model.onnx');
-  return existsSync(path) ? ModelGraph.load(path, providers) : null;
+  if (!existsSync(path)) return null;
+  // a ControlNet takes the UNet's timestep: int64 in legacy exports, float32 as loaded (see ModelGraph.loadWithFloatInput)
+  return component === 'controlnet' ? ModelGraph.loadWithFloatInput(path, 'timestep', providers) : ModelGraph.load(path, providers);
 }
 
 function expectInputs(graph: ModelGraph, names: readonly string[]): void {
