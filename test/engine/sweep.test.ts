@@ -21,9 +21,9 @@ describe('sweep: uncovered settings reproduce diffusers', async () => {
 
   for (const c of cases) {
     it(c.id, async () => {
-      // The case names the engine's sampler itself (null: the folder's scheduler, which caseRequest picks).
+      // The case names the engine's sampler and schedule itself (null: the folder's scheduler, which caseRequest picks).
       const sampler = c['engine_sampler'] as SamplerName | null;
-      const base = caseRequest(c);
+      const base = caseRequest({ ...c, sampler: null });
       const request = parseRequest(sampler === null ? base : { ...base, sampler, schedule: c['engine_schedule'] as ScheduleName });
       await runCase(engine, c, request);
     });
