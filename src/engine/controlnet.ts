@@ -53,7 +53,7 @@ export async function acquireControlNet(
   const key = `${providers.join(',')}|${path}`;
   let entry = shared.get(key);
   if (!entry) {
-    entry = { graph: ModelGraph.load(path, providers), refs: 0 };
+    entry = { graph: ModelGraph.loadWithFloatInput(path, 'timestep', providers), refs: 0 };
     shared.set(key, entry);
   }
   entry.refs++;

@@ -63,7 +63,9 @@ export interface ModelExtras {
 
 async function optionalGraph(dir: string, component: string, providers: readonly Provider[]): Promise<ModelGraph | null> {
   const path = join(dir, component, 'model.onnx');
-  return existsSync(path) ? ModelGraph.load(path, providers) : null;
+  if (!existsSync(path)) return null;
+  // a ControlNet takes the UNet's timestep: int64 in legacy exports, float32 as loaded (see ModelGraph.loadWithFloatInput)
+  return component === 'controlnet' ? ModelGraph.loadWithFloatInput(path, 'timestep', providers) : ModelGraph.load(path, providers);
 }
 
 function expectInputs(graph: ModelGraph, names: readonly string[]): void {
@@ -84,7 +86,7 @@ export async function loadModel(dir: string, providers: readonly Provider[] = ['
   }
   const denoiser = info.family === 'sd3' ? 'transformer' : 'unet';
   const [unet, vaeDecoder, vaeEncoder, textEncoder, textEncoder2, textEncoder3, controlnet] = await Promise.all([
-    ModelGraph.load(join(info.dir, denoiser, 'model.onnx'), providers),
+    ModelGraph.loadWithFloatInput(join(info.dir, denoiser, 'model.onnx'), 'timestep', providers),
     ModelGraph.load(join(info.dir, info.decoder, 'model.onnx'), providers),
     optionalGraph(info.dir, 'vae_encoder', providers),
     optionalGraph(info.dir, info.textEncoder, providers),

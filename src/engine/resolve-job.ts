@@ -75,13 +75,11 @@ export async function resolveJob(
     height = Math.floor((height * s) / mult) * mult;
     notes.push(`Input image scaled to ${width}×${height} to fit the ${MAX_SIDE}px limit.`);
   }
-  // SDXL snaps to its training buckets (nearest aspect ratio), and says so.
+  // SDXL: a size off its training buckets is generated as asked (diffusers does), with a note naming the nearest bucket.
   if (info.family === 'sdxl' && !init) {
     const b = nearestBucket(width, height, info.defaultWidth);
     if (b.width !== width || b.height !== height) {
-      notes.push(`SDXL works best at its trained sizes: using the ${b.width}×${b.height} bucket (nearest to ${width}×${height}).`);
-      width = b.width;
-      height = b.height;
+      notes.push(`SDXL works best at its trained sizes: ${width}×${height} is not one; the nearest is the ${b.width}×${b.height} bucket.`);
     }
   }
   if (width % mult !== 0 || height % mult !== 0) {

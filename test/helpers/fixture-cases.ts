@@ -73,6 +73,7 @@ export function caseRequest(c: FixtureCase): GenerationRequestInput {
     schedule: sampler?.[1] ?? 'default',
     steps: c.steps,
     guidance: c.guidance_scale,
+    ...(typeof c['guidance_rescale'] === 'number' ? { guidanceRescale: c['guidance_rescale'] } : {}),
     seed: String(c.seed),
     count: c.batch_size,
     // The upscaler works at the input's size (the output is 4× larger).

@@ -2,8 +2,9 @@
  * ONNX Runtime sessions for one model component, with the component's I/O read from the file itself (names, element
  * types, ranks), so the engine adapts to each exporter generation instead of assuming one.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
+import { retypeInt64InputAsFloat } from './float-input.js';
 import { fromHalfBits, toHalfBits } from './float16.js';
 
 export type Provider = 'cuda' | 'tensorrt' | 'cpu';
@@ -34,15 +35,47 @@ export class ModelGraph {
 
   static async load(path: string, providers: readonly Provider[] = ['cpu']): Promise<ModelGraph> {
     if (!existsSync(path)) throw new ModelFolderError(`missing file ${path}`);
+    return ModelGraph.create(path, path, providers);
+  }
+
+  /**
+   * Loads the graph with its int64 input `name` retyped as float32 (float-input.ts: legacy UNets' int64 timestep, so a
+   * fractional timestep reaches the graph as diffusers' torch UNet sees it). Keeps the graph as it is when the input
+   * is not int64, or when the retyped graph does not load (an op that needs the integer, or weights in external data,
+   * which a graph loaded from bytes cannot find).
+   */
+  static async loadWithFloatInput(path: string, name: string, providers: readonly Provider[] = ['cpu']): Promise<ModelGraph> {
+    const graph = await ModelGraph.load(path, providers);
+    if (graph.inputs.get(name)?.type !== 'int64') return graph;
+    let patched: Uint8Array | null = null;
+    try {
+      patched = retypeInt64InputAsFloat(readFileSync(path), name);
+    } catch {
+      patched = null; // not a protobuf this reader understands: keep the int64 graph
+    }
+    if (!patched) return graph;
+    try {
+      const retyped = await ModelGraph.create(path, patched, providers);
+      await graph.release();
+      return retyped;
+    } catch {
+      return graph;
+    }
+  }
+
+  private static async create(path: string, source: string | Uint8Array, providers: readonly Provider[]): Promise<ModelGraph> {
     // onnxruntime-node throws instead of falling back when a provider's libraries are absent: try each in turn.
     let lastError: unknown;
     const chains = providers.includes('cpu') ? providers.map((_, i) => providers.slice(i)) : [[...providers, 'cpu']];
     for (const chain of chains) {
+      const options: ort.InferenceSession.SessionOptions = {
+        executionProviders: chain as ort.InferenceSession.ExecutionProviderConfig[],
+        graphOptimizationLevel: 'all',
+      };
       try {
-        const session = await ort.InferenceSession.create(path, {
-          executionProviders: chain as ort.InferenceSession.ExecutionProviderConfig[],
-          graphOptimizationLevel: 'all',
-        });
+        const session = typeof source === 'string'
+          ? await ort.InferenceSession.create(source, options)
+          : await ort.InferenceSession.create(source, options);
         return new ModelGraph(path, session);
       } catch (e) {
         lastError = e;
