@@ -59,8 +59,17 @@ describe('validator', () => {
   });
   it('keeps the pixel count of the model for aspect ratios', async () => {
     expect((await draft('x --ar 16:9')).request).toMatchObject({ width: 704, height: 384 });
-    expect((await draft('x --ar 2:3 --model sdxl-base')).request).toMatchObject({ width: 832, height: 1280 });
     expect((await draft('x --size 768x512')).request).toMatchObject({ width: 768, height: 512 });
+  });
+  it('snaps SDXL sizes and aspect ratios to the nearest training bucket, and says so', async () => {
+    const ar = await draft('x --ar 2:3 --model sdxl-base');
+    expect(ar.request).toMatchObject({ width: 832, height: 1216 });
+    expect(ar.notes.join(' ')).toMatch(/832×1216 bucket \(nearest to 832×1280\)/);
+    const size = await draft('x --size 1000x1000 --model sdxl-base');
+    expect(size.request).toMatchObject({ width: 1024, height: 1024 });
+    const onBucket = await draft('x --size 1152x896 --model sdxl-base');
+    expect(onBucket.request).toMatchObject({ width: 1152, height: 896 });
+    expect(onBucket.notes.join(' ')).not.toMatch(/bucket/);
   });
   it('keeps 64-bit seeds exact and accepts "random"', async () => {
     expect((await draft('x --seed 18446744073709551615')).request.seed).toBe('18446744073709551615');

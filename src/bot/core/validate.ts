@@ -11,6 +11,7 @@ import { closest, splitFlags } from './flags.js';
 import { defaultSizeOf, type ModelCatalog, type ModelRole } from './models.js';
 import { MAX_ASPECT, MAX_SIDE, MIN_SIDE, displayName, optionByName, type Mode, type OptionSpec } from './options.js';
 import type { WordFilter } from './word-filter.js';
+import { nearestBucket } from '../../engine/sdxl-buckets.js';
 
 export type ImageSlot = 'image' | 'mask' | 'depth' | 'control';
 
@@ -92,7 +93,7 @@ export function buildDraft(input: ImagineInput, ctx: ValidationContext): Draft {
   ctx.filter?.check(prompt);
   checkTokens(prompt, v.negative, ctx.tokenizerFor?.(model), notes);
 
-  const size = resolveSize(v, ctx.catalog.info(model));
+  const size = snapToBucket(resolveSize(v, ctx.catalog.info(model)), ctx.catalog.info(model), notes);
   const refiner = v.refiner === undefined ? null : { model: resolveRefiner(v.refiner, ctx) };
 
   const request = generationRequestSchema.safeParse({
@@ -303,6 +304,19 @@ function resolveSize(v: Parsed, info: ReturnType<ModelCatalog['info']>): Size | 
   const unit = Math.min(64, base.width, base.height);
   const round = (x: number) => Math.min(MAX_SIDE, Math.max(unit, Math.round(x / unit) * unit));
   return { width: round(Math.sqrt(area * v.ar)), height: round(Math.sqrt(area / v.ar)) };
+}
+
+/**
+ * SDXL was trained on ~1 MP aspect-ratio buckets and draws best at them: the bots snap an asked size or aspect ratio to
+ * the nearest one and say so. (The engine itself runs any multiple-of-8 size, as diffusers does.)
+ */
+function snapToBucket(size: Size | null, info: ReturnType<ModelCatalog['info']>, notes: string[]): Size | null {
+  if (!size || info?.family !== 'sdxl') return size;
+  const b = nearestBucket(size.width, size.height, defaultSizeOf(info).width);
+  if (b.width !== size.width || b.height !== size.height) {
+    notes.push(`SDXL works best at its trained sizes: using the ${b.width}×${b.height} bucket (nearest to ${size.width}×${size.height}).`);
+  }
+  return { width: b.width, height: b.height };
 }
 
 function resolveRefiner(value: string, ctx: ValidationContext): string {
