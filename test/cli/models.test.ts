@@ -77,10 +77,12 @@ describe('sdbot models', () => {
     await expect(pullModel(REPO, opts({ name: 'resumed' }))).rejects.toThrow();
     const dest = join(work, 'models', 'resumed', 'unet', 'model.onnx');
     expect(existsSync(dest)).toBe(false);
-    expect(statSync(`${dest}.part`).size).toBe(half);
+    const partial = statSync(`${dest}.part`).size;
+    expect(partial).toBeGreaterThan(0);
+    expect(partial).toBeLessThanOrEqual(half);
     const result = await pullModel(REPO, opts({ name: 'resumed' }));
     expect(result.resumed).toBe(1);
-    expect(hub.requests.some((r) => r.path.startsWith('/cdn/') && r.range === `bytes=${half}-`)).toBe(true);
+    expect(hub.requests.some((r) => r.path.startsWith('/cdn/') && r.range === `bytes=${partial}-`)).toBe(true);
     expect(readFileSync(dest).equals(Buffer.from(unet.bytes))).toBe(true);
     expect(existsSync(`${dest}.part`)).toBe(false);
   }, 60_000);

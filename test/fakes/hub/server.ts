@@ -95,8 +95,8 @@ export async function startFakeHub(options: FakeHubOptions): Promise<FakeHub> {
     const cut = range ? undefined : options.cutAfter?.get(file.path);
     if (cut !== undefined) {
       options.cutAfter?.delete(file.path);
-      // A clean FIN after the partial body, not a reset: a reset lets the kernel drop bytes the client has not read
-      // yet, so on a loaded machine the .part file would hold less than `cut`.
+      // Close the connection (FIN) mid-body: the client sees a premature end. fetch's body stream drops what it had
+      // queued but not yet handed out, so the client keeps at most `cut` bytes.
       res.write(body.subarray(0, cut), () => res.socket?.end());
       return;
     }
