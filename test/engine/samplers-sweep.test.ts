@@ -253,3 +253,16 @@ for (const c of sweep.combos) {
 function samplerOverrides(c: Combo): Record<string, unknown> {
   return SAMPLER_TABLE.find((s) => s.name === c.sampler)?.overrides ?? {};
 }
+
+describe('Karras on a class without use_karras_sigmas', () => {
+  // diffusers' from_config ignores the unknown key (a warning) and runs the default schedule; the engine refuses, so
+  // `--schedule karras` never silently means the default one
+  const withKarras = new Set(sweep.combos.filter((c) => c.schedule === 'karras').map((c) => c.sampler));
+  for (const spec of SAMPLER_TABLE.filter((s) => !withKarras.has(s.name) && s.name !== 'flow_dpmpp_2m')) {
+    it(`${spec.name} refuses it`, () => {
+      expect(() => createScheduler({ sampler: spec.name, schedule: 'karras', folderConfig: sweep.folders['sd15']!, steps: 10, seeds: [1n] })).toThrow(
+        /no Karras schedule/,
+      );
+    });
+  }
+});
