@@ -208,8 +208,13 @@ export function denoiserCoefficients(predictionType: string, sigma: number): [nu
 
 /** sigma_up / sigma_down of an ancestral step from sigma to sigmaNext with eta 1 (k-diffusion get_ancestral_step). */
 export function ancestralSplit(sigma: number, sigmaNext: number): { up: number; down: number } {
-  const up = Math.sqrt((sigmaNext * sigmaNext * (sigma * sigma - sigmaNext * sigmaNext)) / (sigma * sigma));
-  return { up, down: Math.sqrt(sigmaNext * sigmaNext - up * up) };
+  // float32 op by op, as diffusers' torch tensors compute it: sigma_next² − up² cancels all but a few bits when
+  // sigma ≫ sigma_next (DPM2 a's first step from a large sigma_max), and the result moves the midpoint timestep
+  // (e.g. 0.0096 vs 5e-8 at sigma_min); double precision would be more exact but not diffusers.
+  const s2 = f32(sigma * sigma);
+  const n2 = f32(sigmaNext * sigmaNext);
+  const up = f32(Math.sqrt(f32(f32(n2 * f32(s2 - n2)) / s2)));
+  return { up, down: f32(Math.sqrt(f32(n2 - f32(up * up)))) };
 }
 
 /** The float32 `(sigma_max**2 + 1) ** 0.5` of "leading" spacing, or sigma_max for "linspace" / "trailing". */

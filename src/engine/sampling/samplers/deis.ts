@@ -12,6 +12,7 @@ import {
   noiseLevel,
   OutputHistory,
 } from './multistep-common.js';
+import { torchExpF32, torchLogF32 } from '../sleef-f32.js';
 import { StepIndex } from './step-index.js';
 import { predictionCoefficients, rejectUnsupported, resolveConfig } from './vp-common.js';
 
@@ -111,8 +112,13 @@ export class DEISMultistepScheduler extends MultistepScheduler {
     const s0 = noiseLevel(this.sigmas[i]!);
     const lc = this.lc.reset();
     if (order === 1) {
-      const h = t.lambda - s0.lambda;
-      lc.add(t.alpha / s0.alpha, sample).add(-t.sigma * (Math.exp(h) - 1), this.history.at(1));
+      // float32 as diffusers' 0-dim tensors: the noise-prediction form multiplies these coefficients by
+      // alpha_t / alpha_s (~1e4 from a huge sigma_max: squaredcos, linear LDM betas), so their float32 rounding
+      // (mostly lambda's, through exp(h)) moves the result by many float32 ulps of the latents
+      const [ta, ts, tl] = noiseLevelF32(this.sigmas[i + 1]!);
+      const [sa, , sl] = noiseLevelF32(this.sigmas[i]!);
+      const h = f32(tl - sl);
+      lc.add(f32(ta / sa), sample).add(-f32(ts * f32(torchExpF32(h) - 1)), this.history.at(1));
     } else {
       // x_t = alpha_t (x / alpha_s0 + sum_k coef_k m_k), rho = sigma / alpha
       const rt = t.sigma / t.alpha;
@@ -134,4 +140,13 @@ export class DEISMultistepScheduler extends MultistepScheduler {
     return lc.into(this.outputs.next(sample.length));
   }
 
+}
+
+const f32 = Math.fround;
+
+/** _sigma_to_alpha_sigma_t and lambda = log(alpha) - log(sigma) in float32 with torch's log (deis_first_order_update). */
+function noiseLevelF32(sigma: number): [alpha: number, sigma: number, lambda: number] {
+  const alpha = f32(1 / f32(Math.sqrt(f32(f32(sigma * sigma) + 1))));
+  const sigmaT = f32(sigma * alpha);
+  return [alpha, sigmaT, f32(torchLogF32(alpha) - torchLogF32(sigmaT))];
 }

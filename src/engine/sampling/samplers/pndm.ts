@@ -69,6 +69,10 @@ export class PNDMScheduler implements Scheduler {
       this.timesteps = plms;
     } else {
       // the last four timesteps, each followed by its half-step midpoint, as the RK stages visit them
+      if (numInferenceSteps < 4) {
+        // diffusers fails here too (numpy cannot broadcast the short timestep list against its four stage offsets)
+        throw new Error(`PNDMScheduler with skip_prk_steps false needs at least 4 steps (its Runge-Kutta warm-up), got ${numInferenceSteps}`);
+      }
       const half = Math.floor(this.stride / 2);
       const pairs = ascending.slice(-4).flatMap((t) => [t, t + half]);
       const stages = pairs.slice(0, -1).flatMap((t) => [t, t]).slice(1, -1).reverse();

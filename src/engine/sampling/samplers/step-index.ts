@@ -35,7 +35,14 @@ export class StepIndex {
 
   /** The index of the step being taken (initialising it on the first call); call advance() after the step. */
   stepIndex(t: number): number {
-    if (this.current === null) this.current = this.begin ?? this.indexFor(t);
+    if (this.current === null) {
+      this.current = this.begin ?? this.indexFor(t);
+      // A repeated first timestep (Karras sigmas on a schedule with a huge sigma_max, e.g. squaredcos_cap_v2 or zero
+      // SNR, round several steps to 999) makes diffusers start at the second step, so a full run steps past the end
+      // and diffusers 0.30.3 fails at the last step (IndexError; UniPC: AssertionError). Refuse before any work.
+      if (this.begin === null && this.current > 0 && this.timesteps[0] === t) throw repeatedStart(t);
+    }
+    if (this.current >= this.timesteps.length) throw repeatedStart(t);
     return this.current;
   }
 
@@ -54,4 +61,11 @@ export class StepIndex {
   get index(): number | null {
     return this.current;
   }
+}
+
+function repeatedStart(t: number): Error {
+  return new Error(
+    `this schedule repeats its first timestep (${t}), so diffusers 0.30.3 starts it at the second step and runs past ` +
+      'its end (it fails there too): use the default schedule with this model',
+  );
 }
