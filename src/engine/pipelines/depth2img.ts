@@ -61,7 +61,7 @@ export async function runDepth2Img(model: LoadedModel, p: PipelineParams): Promi
 
   const depth = repeatBatch(await depthCondition(model, p, lh, lw), n * (cfg ? 2 : 1));
 
-  const scheduler = createScheduler({ sampler: p.sampler, schedule: p.schedule, folderConfig: info.schedulerConfig, steps: p.steps, seeds: p.seeds });
+  const scheduler = createScheduler({ sampler: p.sampler, schedule: p.schedule, folderConfig: info.schedulerConfig, steps: p.steps, seeds: p.seeds, ...(p.init ? { strength: p.strength } : {}) });
   const { timesteps } = img2imgTimesteps(scheduler, p.steps, p.strength);
   if (timesteps.length === 0) throw new BadRequestError(`Strength ${p.strength} with ${p.steps} steps leaves no denoising step: raise one of them.`);
   const generators = p.seeds.map((s) => new TorchGenerator(s));

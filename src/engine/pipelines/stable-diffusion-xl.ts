@@ -134,7 +134,7 @@ export async function denoiseSdxl(model: LoadedModel, p: PipelineParams, range: 
   const textMs = performance.now() - t0;
 
   // 2. Schedule and latents (img2img: VAE sample then noise per generator; hand-off: the base's latents as they are).
-  const scheduler = createScheduler({ sampler: p.sampler, schedule: p.schedule, folderConfig: info.schedulerConfig, steps: p.steps, seeds: p.seeds });
+  const scheduler = createScheduler({ sampler: p.sampler, schedule: p.schedule, folderConfig: info.schedulerConfig, steps: p.steps, seeds: p.seeds, ...(p.init ? { strength: p.strength } : {}) });
   const trainSteps = Number(info.schedulerConfig['num_train_timesteps'] ?? 1000);
   const generators = range.generators ?? p.seeds.map((s) => new TorchGenerator(s));
   let timesteps: number[];

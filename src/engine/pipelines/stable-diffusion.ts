@@ -39,7 +39,7 @@ export async function runStableDiffusion(model: LoadedModel, p: PipelineParams):
   timing.textMs = performance.now() - t0;
 
   // 2. Schedule (img2img and inpaint slice it by strength).
-  const scheduler = createScheduler({ sampler: p.sampler, schedule: p.schedule, folderConfig: info.schedulerConfig, steps: p.steps, seeds: p.seeds });
+  const scheduler = createScheduler({ sampler: p.sampler, schedule: p.schedule, folderConfig: info.schedulerConfig, steps: p.steps, seeds: p.seeds, ...(p.init ? { strength: p.strength } : {}) });
   const startsFromImage = p.init !== null;
   const { timesteps } = startsFromImage ? img2imgTimesteps(scheduler, p.steps, p.strength) : { timesteps: [...scheduler.timesteps] };
   if (timesteps.length === 0) throw new BadRequestError(`Strength ${p.strength} with ${p.steps} steps leaves no denoising step: raise one of them.`);

@@ -72,8 +72,11 @@ export const SAMPLER_TABLE: readonly SamplerSpec[] = [
 interface SchedulerClass {
   /** The class __init__ defaults, in signature order (that order is the effective config's key order). */
   defaults: Readonly<Record<string, unknown>>;
-  /** `seeds` (the images' seeds) reaches only DPM++ SDE, whose Brownian noise is seeded by them unless its config names a seed. */
-  create(config: SchedulerConfig, steps: number, seeds?: readonly bigint[]): Scheduler;
+  /**
+   * `strength` reaches only schedulers whose set_timesteps takes it (LCM img2img); the others slice by it. `seeds`
+   * (the images' seeds) reaches only DPM++ SDE, whose Brownian noise is seeded by them unless its config names a seed.
+   */
+  create(config: SchedulerConfig, steps: number, strength?: number, seeds?: readonly bigint[]): Scheduler;
 }
 
 /** diffusers class name → implementation. */
@@ -106,9 +109,8 @@ const CLASSES: Readonly<Record<string, SchedulerClass>> = {
   },
   UniPCMultistepScheduler: { defaults: unipcDefaults, create: (c, n) => new UniPCMultistepScheduler(c, n) },
   DEISMultistepScheduler: { defaults: deisDefaults, create: (c, n) => new DEISMultistepScheduler(c, n) },
-  // img2img slices LCM's schedule by strength like any other (StableDiffusionImg2ImgPipeline); only the LCM-UNet
-  // pipeline (LatentConsistencyModelImg2ImgPipeline) passes strength into set_timesteps, and no exported folder here is one.
-  LCMScheduler: { defaults: lcmDefaults, create: (c, n) => new LCMScheduler(c, n) },
+  // LCM img2img: its pipeline passes strength to set_timesteps instead of slicing (new LCMScheduler(c, n, { strength }))
+  LCMScheduler: { defaults: lcmDefaults, create: (c, n, strength) => new LCMScheduler(c, n, strength === undefined ? {} : { strength }) },
   FlowMatchEulerDiscreteScheduler: {
     defaults: flowMatchEulerDefaults,
     create: (c, n) => new FlowMatchEulerDiscreteScheduler(c, n),
@@ -116,7 +118,7 @@ const CLASSES: Readonly<Record<string, SchedulerClass>> = {
   FlowDpmpp2mScheduler: { defaults: flowDpmpp2mDefaults, create: (c, n) => new FlowDpmpp2mScheduler(c, n) },
   DPMSolverSDEScheduler: {
     defaults: dpmSolverSdeDefaults,
-    create: (c, n, seeds) => new DPMSolverSDEScheduler(c, n, seeds),
+    create: (c, n, _strength, seeds) => new DPMSolverSDEScheduler(c, n, seeds),
   },
 };
 
@@ -196,12 +198,14 @@ export function createScheduler(opts: {
   folderConfig: Record<string, unknown>;
   steps: number;
   overrides?: Record<string, unknown>;
+  /** img2img strength, for the LCM scheduler which draws its img2img schedule itself. */
+  strength?: number;
   /** The images' seeds (seed + i): DPM++ SDE seeds its Brownian noise with them when the config names no seed. */
   seeds?: readonly bigint[];
 }): Scheduler {
   const { className, overrides } = resolveSampler(opts.sampler, opts.schedule, opts.folderConfig);
   const config = effectiveConfig(className, opts.folderConfig, { ...overrides, ...opts.overrides });
-  return classFor(className).create(config, opts.steps, opts.seeds);
+  return classFor(className).create(config, opts.steps, opts.strength, opts.seeds);
 }
 
 /**
@@ -214,6 +218,8 @@ export function img2imgTimesteps(
   steps: number,
   strength: number,
 ): { timesteps: number[]; tStart: number; beginIndex: number } {
+  // LatentConsistencyModelImg2ImgPipeline passes the strength into set_timesteps and runs every resulting timestep.
+  if (s instanceof LCMScheduler) return { timesteps: [...s.timesteps], tStart: s.timesteps[0]!, beginIndex: 0 };
   const initTimestep = Math.min(Math.trunc(steps * strength), steps);
   const startStep = Math.max(steps - initTimestep, 0);
   const beginIndex = startStep * s.order;
