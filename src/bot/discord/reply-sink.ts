@@ -19,10 +19,18 @@ export function isExpiredInteractionToken(err: unknown): boolean {
 export function interactionSink(i: RepliableInteraction, log: Logger, fallbackReplyTo: string | null = null): MessageSink {
   let replyTo = fallbackReplyTo;
   let expired = false;
+  // Progress messages carry the latest preview until a newer one arrives: an edit showing the same picture leaves
+  // the message's attachments alone instead of uploading the bytes again.
+  let shownPreview: Uint8Array | undefined;
   return async (m) => {
     if (!expired) {
       try {
-        replyTo = (await i.editReply(renderPayload(m))).id;
+        const payload = renderPayload(m);
+        const preview = m.final ? undefined : m.images[0]?.data;
+        const { files: _files, attachments: _attachments, ...keepAttachments } = payload;
+        const same = preview !== undefined && m.images.length === 1 && preview === shownPreview;
+        replyTo = (await i.editReply(same ? keepAttachments : payload)).id;
+        shownPreview = preview;
         return;
       } catch (err) {
         if (!isExpiredInteractionToken(err)) throw err;

@@ -34,6 +34,8 @@ function isInvalidBlocks(err: unknown): boolean {
 export function slackSink(client: WebClient, target: SlackTarget, logger: Logger): SlackSink {
   let ts: string | undefined;
   let previewFiles: string[] = [];
+  // Progress messages carry the latest preview until a newer one arrives: the same picture keeps its uploaded file.
+  let previewData: Uint8Array | undefined;
   const deliver = async (m: BotMessage, fileIds: readonly string[]) => {
     const { text, blocks } = renderBlocks(m, fileIds);
     if (!ts) {
@@ -48,7 +50,8 @@ export function slackSink(client: WebClient, target: SlackTarget, logger: Logger
     }
   };
   const sink: MessageSink = async (m) => {
-    const fileIds = await uploadImages(client, m.images);
+    const same = !m.final && m.kind !== 'result' && m.images.length === 1 && previewFiles.length > 0 && m.images[0]!.data === previewData;
+    const fileIds = same ? previewFiles : await uploadImages(client, m.images);
     try {
       await deliver(m, fileIds);
     } catch (err) {
@@ -62,8 +65,10 @@ export function slackSink(client: WebClient, target: SlackTarget, logger: Logger
         await retryResult(() => deliver(m, fileIds), err);
       }
     }
+    if (same) return;
     const stale = previewFiles;
     previewFiles = m.kind === 'result' ? [] : fileIds;
+    previewData = m.kind === 'result' ? undefined : m.images[0]?.data;
     for (const file of stale) {
       client.files.delete({ file }).catch((err: unknown) => logger.warn({ err: String(err), file }, 'could not delete a preview file'));
     }
