@@ -36,7 +36,7 @@ const SD3_SHAPE = [16, 128, 128];
 async function stepOverhead(sampler: SamplerName, folderConfig: Record<string, unknown> = SD15_SCHEDULER, shape = SHAPE): Promise<number> {
   const modelOut = new Float32Array(4 * shape.reduce((a, b) => a * b, 1)).map((_, i) => Math.sin(i) * 0.5);
   const run = async (): Promise<number> => {
-    const scheduler = createScheduler({ sampler, schedule: 'default', folderConfig, steps: STEPS });
+    const scheduler = createScheduler({ sampler, schedule: 'default', folderConfig, steps: STEPS, seeds: [1n, 2n] });
     const gens = [new TorchGenerator(1n), new TorchGenerator(2n)];
     const latents = randnPerImage(gens, shape);
     const timing = { unetMs: 0 };
