@@ -17,7 +17,8 @@ describe('Slack end to end with Redis and the tiny engine', () => {
 
   beforeAll(async () => {
     stack = await startTinyEngineStack();
-    h = await startSlackHarness({ queue: stack.client, models: stack.catalog });
+    // A short progress throttle and enough steps that progress edits land before the result on any machine.
+    h = await startSlackHarness({ queue: stack.client, models: stack.catalog, progressIntervalMs: 20 });
     await h.bot.core.catalog.refresh();
   }, 60_000);
   afterAll(async () => {
@@ -26,12 +27,12 @@ describe('Slack end to end with Redis and the tiny engine', () => {
   });
 
   it('/imagine → progress → uploaded grid with buttons → V2 → a new img2img result', async () => {
-    const ack = await h.fake.sendCommand(alice, '/imagine', 'a photo of a cat --seed 42 --steps 4 --sampler euler_a').result;
+    const ack = await h.fake.sendCommand(alice, '/imagine', 'a photo of a cat --seed 42 --steps 24 --sampler euler_a').result;
     expect(ack.status).toBe(200);
     const msg = await waitBotMessage(h.fake, (m) => m.text.includes('a photo of a cat'));
     const final = await waitFinal(h.fake, msg.ts, 60_000);
     expect(final.versions.length).toBeGreaterThan(2);
-    expect(final.versions.some((v) => /step \d+\/4/.test(v.text))).toBe(true);
+    expect(final.versions.some((v) => /step \d+\/24/.test(v.text))).toBe(true);
     expect(final.text).toContain('seed `42`');
     const grid = h.fake.files.get(imageFileIds(final)[0] ?? '');
     expect((await sharp(grid?.data).metadata()).width).toBe(128);
