@@ -256,6 +256,7 @@ export async function denoise(o: DenoiseOptions): Promise<Tensor> {
   const guided = new RotatingBuffers();
   await o.noise.prepare?.();
   try {
+    await o.scheduler.prepare?.(x.data.length);
     for (let i = 0; i < o.timesteps.length; i++) {
       if (o.signal?.aborted) throw new CancelledError('cancelled');
       const t = o.timesteps[i]!;
@@ -278,6 +279,7 @@ export async function denoise(o: DenoiseOptions): Promise<Tensor> {
     }
   } finally {
     o.noise.close?.();
+    o.scheduler.close?.();
   }
   return x;
 }

@@ -17,6 +17,7 @@ import { CTRL, type NoiseJob } from './noise-ring.js';
 export const WORKER_MIN_NUMEL = 16384;
 const SLOTS = 3;
 const WAIT_LIMIT_MS = 60_000;
+const NOISE_WORKER = 'noise-worker';
 
 export interface NoiseStream extends NoiseSampler {
   /** Gets a worker ready before the loop (its module loading needs this thread's event loop). */
@@ -24,29 +25,38 @@ export interface NoiseStream extends NoiseSampler {
   close(): void;
 }
 
-const idle: Worker[] = [];
+/** Loaded workers between jobs, per worker module. */
+const idle = new Map<string, Worker[]>();
 
-function spawnWorker(): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./noise-worker.js', import.meta.url));
+/** `name`: a worker module beside this one, without its extension. */
+function spawnWorker(name: string): Worker {
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL(`./${name}.js`, import.meta.url));
   // Running from TypeScript sources (CLI, tests, engine children): a worker does not inherit the tsx loader, so its
   // bootstrap registers it before importing the worker module.
   const api = import.meta.resolve('tsx/esm/api');
-  const entry = new URL('./noise-worker.ts', import.meta.url).href;
+  const entry = new URL(`./${name}.ts`, import.meta.url).href;
   const boot = `(async () => { (await import(${JSON.stringify(api)})).register(); await import(${JSON.stringify(entry)}); })()`;
   return new Worker(boot, { eval: true });
 }
 
-/** A worker whose module has loaded (it says 'ready'), from the idle pool or new. */
-async function acquireWorker(): Promise<Worker> {
-  const pooled = idle.pop();
+/** A worker of module `name` whose module has loaded (it says 'ready'), from the idle pool or new. */
+export async function acquireWorker(name: string): Promise<Worker> {
+  const pooled = idle.get(name)?.pop();
   if (pooled) return pooled;
-  const w = spawnWorker();
+  const w = spawnWorker(name);
   w.unref();
   await new Promise<void>((resolve, reject) => {
     w.once('message', () => resolve());
     w.once('error', reject);
   });
   return w;
+}
+
+/** Hands a worker back to its pool once it has finished its job (its next message says so). */
+export function releaseWorker(name: string, w: Worker): void {
+  let pool = idle.get(name);
+  if (!pool) idle.set(name, (pool = []));
+  pool.push(w);
 }
 
 export function noiseStream(generators: readonly TorchGenerator[], perImage: readonly number[], minNumel = WORKER_MIN_NUMEL): NoiseStream {
@@ -90,20 +100,20 @@ export function noiseStream(generators: readonly TorchGenerator[], perImage: rea
   }) as NoiseStream;
 
   draw.prepare = async () => {
-    if (numel >= minNumel && !worker) worker = await acquireWorker();
+    if (numel >= minNumel && !worker) worker = await acquireWorker(NOISE_WORKER);
   };
   draw.close = () => {
     const w = worker;
     worker = null;
     if (!w) return;
     if (!ring) {
-      idle.push(w);
+      releaseWorker(NOISE_WORKER, w);
       return;
     }
     Atomics.store(ring.ctrl, CTRL.stop, 1);
     Atomics.notify(ring.ctrl, CTRL.released);
     ring = null;
-    w.once('message', () => idle.push(w));
+    w.once('message', () => releaseWorker(NOISE_WORKER, w));
   };
   return draw;
 }

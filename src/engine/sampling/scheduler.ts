@@ -29,6 +29,12 @@ export interface Scheduler {
   setBeginIndex(index: number): void;
   scaleModelInput(sample: Float32Array, t: number): Float32Array;
   step(modelOutput: Float32Array, t: number, sample: Float32Array, noise: NoiseSampler): Float32Array;
+  /**
+   * Optional: gets ready for a run over latents of `numel` values before the loop (e.g. starts noise workers);
+   * `close` ends what it started. The loop calls both; a sampler must also work without them.
+   */
+  prepare?(numel: number): Promise<void>;
+  close?(): void;
   /** diffusers' add_noise (flow schedulers: scale_noise) for img2img at timestep t. */
   addNoise(original: Float32Array, noise: Float32Array, t: number): Float32Array;
 }

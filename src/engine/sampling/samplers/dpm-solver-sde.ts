@@ -9,7 +9,7 @@
  * pairs they produce are the Brownian tree's query times, which it rounds to 1e-6 (see brownian-tree.ts).
  */
 import type { NoiseSampler, SchedulerConfig } from '../scheduler.js';
-import { BrownianTreeNoiseSampler } from '../brownian-tree.js';
+import { BrownianNoise } from '../brownian-stream.js';
 import { spacedTimesteps } from '../noise-schedule.js';
 import { torchExpF32, torchLogF32 } from '../sleef-f32.js';
 import {
@@ -60,6 +60,13 @@ function treeSeeds(config: SchedulerConfig, imageSeeds: readonly bigint[] | unde
   return [...imageSeeds];
 }
 
+/** t = -log(sigma) of a step's ends, in float32 torch ops, and the midpoint that halves the step in t. */
+function stepTimes(sigma: number, sigmaNext: number): { tNow: number; tNextFull: number; tProposed: number } {
+  const tNow = -torchLogF32(sigma);
+  const tNextFull = -torchLogF32(sigmaNext);
+  return { tNow, tNextFull, tProposed: f32(tNow + f32(f32(tNextFull - tNow) * 0.5)) };
+}
+
 export class DPMSolverSDEScheduler extends SigmaScheduler {
   /** float64 values in diffusers (this class keeps numpy's dtype); the model reads them as float32. */
   readonly timesteps: readonly number[];
@@ -68,7 +75,8 @@ export class DPMSolverSDEScheduler extends SigmaScheduler {
   readonly order = 2;
   private readonly predictionType: string;
   private readonly seeds: bigint | bigint[];
-  private noise: BrownianTreeNoiseSampler | null = null;
+  private noise: BrownianNoise | null = null;
+  private beginIndex = 0;
   // first-order state kept for the second call of a step (diffusers' self.sample / self.mid_point_sigma); `start`
   // is reused from step to step, `secondCall` says whether it holds a step's start now
   private start: Float32Array | null = null;
@@ -105,6 +113,47 @@ export class DPMSolverSDEScheduler extends SigmaScheduler {
     this.seeds = treeSeeds(config, imageSeeds);
   }
 
+  override setBeginIndex(index: number): void {
+    super.setBeginIndex(index);
+    this.beginIndex = index;
+  }
+
+  /** Starts computing the run's Brownian noise ahead in workers (see brownian-stream.ts); `numel`: the latents'. */
+  async prepare(numel: number): Promise<void> {
+    this.noise?.close();
+    this.noise = this.brownianNoise(numel, this.noiseQueries());
+    await this.noise.prepare();
+  }
+
+  close(): void {
+    this.noise?.close();
+  }
+
+  /** How many Brownian noises of the current run came from the workers (tests, benchmarks). */
+  get prefetchedNoise(): number {
+    return this.noise?.prefetched ?? 0;
+  }
+
+  private brownianNoise(numel: number, queries: readonly (readonly [number, number])[] = []): BrownianNoise {
+    const positive = this.sigmas.filter((s) => s > 0);
+    return new BrownianNoise(Math.min(...positive), Math.max(...this.sigmas), numel, this.seeds, queries);
+  }
+
+  /** The Brownian queries of the calls from the begin index on, in call order, as step() will make them. */
+  private noiseQueries(): [number, number][] {
+    const out: [number, number][] = [];
+    let firstOrder = true;
+    for (let i = this.beginIndex; i < this.timesteps.length; i++) {
+      const sigma = firstOrder ? this.sigmas[i] : this.sigmas[i - 1];
+      const sigmaNext = firstOrder ? this.sigmas[i + 1] : this.sigmas[i];
+      if (sigma === undefined || sigmaNext === undefined || sigmaNext === 0) break;
+      const { tNow, tNextFull, tProposed } = stepTimes(sigma, sigmaNext);
+      out.push([torchExpF32(-tNow), torchExpF32(-(firstOrder ? tProposed : tNextFull))]);
+      firstOrder = !firstOrder;
+    }
+    return out;
+  }
+
   scaleModelInput(sample: Float32Array, t: number): Float32Array {
     const sigma = this.secondCall ? this.midSigma : this.sigmas[this.currentIndex(t)]!;
     const c = f32(Math.sqrt(f32(f32(sigma * sigma) + 1)));
@@ -116,17 +165,14 @@ export class DPMSolverSDEScheduler extends SigmaScheduler {
   step(modelOutput: Float32Array, t: number, sample: Float32Array, _noise: NoiseSampler): Float32Array {
     const i = this.currentIndex(t);
     const n = sample.length;
-    if (this.noise === null) {
-      const positive = this.sigmas.filter((s) => s > 0);
-      this.noise = new BrownianTreeNoiseSampler(Math.min(...positive), Math.max(...this.sigmas), n, this.seeds);
+    if (this.noise === null || this.noise.numel !== n) {
+      this.noise?.close();
+      this.noise = this.brownianNoise(n);
     }
     const firstOrder = !this.secondCall;
     const sigma = firstOrder ? this.sigmas[i]! : this.sigmas[i - 1]!;
     const sigmaNext = firstOrder ? this.sigmas[i + 1]! : this.sigmas[i]!;
-    // t = -log(sigma), in float32 torch ops; the midpoint halves the step in t
-    const tNow = -torchLogF32(sigma);
-    const tNextFull = -torchLogF32(sigmaNext);
-    const tProposed = f32(tNow + f32(f32(tNextFull - tNow) * 0.5));
+    const { tNow, tNextFull, tProposed } = stepTimes(sigma, sigmaNext);
     const sigmaInput = firstOrder ? sigma : torchExpF32(-tProposed);
     const x0 = this.denoised(modelOutput, sample, sigmaInput);
     const out = this.outputs.next(n);
