@@ -15,16 +15,17 @@ const XLCN = join(FIXTURE_MODELS, 'tiny-sdxl-controlnet');
 const file = (name: string) => ({ kind: 'file' as const, path: join(FIXTURE_MODELS, name) });
 
 interface CaseControl {
+  controlnet: string | null;
   image: string;
   conditioning_scale: number;
   control_guidance_start: number;
   control_guidance_end: number;
 }
 
-/** A case as a job in the list form; `controlnet` null = the folder's own. */
-function request(c: FixtureCase, model: string, controlnet: string | null): GenerationRequestInput {
+/** A case as a job in the list form; `controlnet`: every control's ControlNet (null = the folder's own), else the case's. */
+function request(c: FixtureCase, model: string, controlnet?: string | null): GenerationRequestInput {
   const controls = (c['controls'] as CaseControl[]).map((k) => ({
-    image: file(k.image), controlnet, preprocess: 'none' as const,
+    image: file(k.image), controlnet: controlnet === undefined ? k.controlnet : controlnet, preprocess: 'none' as const,
     scale: k.conditioning_scale, start: k.control_guidance_start, end: k.control_guidance_end,
   }));
   return { ...caseRequest(c), model, controlImage: null, controls };
@@ -39,11 +40,11 @@ describe('SDXL ControlNets reproduce diffusers (StableDiffusionXLControlNetPipel
   afterAll(() => engine.close());
 
   const cases = loadCases('tiny-sdxl-controlnet');
-  it('has the two reference cases', () => expect(cases.map((c) => c.id)).toEqual(['sdxlcn_edges', 'sdxlcn_wide_window']));
+  it('has the reference cases', () => expect(cases.map((c) => c.id)).toEqual(['sdxlcn_edges', 'sdxlcn_wide_window', 'sdxlcn_two']));
 
   for (const c of cases) {
-    it(`${c.id}: latents and images (folder's own ControlNet)`, async () => {
-      await runCase(engine, c, parseRequest(request(c, 'tiny-sdxl-controlnet', null)));
+    it(`${c.id}: latents and images`, async () => {
+      await runCase(engine, c, parseRequest(request(c, 'tiny-sdxl-controlnet')));
     });
   }
 
@@ -65,6 +66,7 @@ describe('SDXL ControlNets reproduce diffusers (StableDiffusionXLControlNetPipel
 
   it('refuses SDXL controls with an init image (img2img / inpaint are not reproduced yet) and guess mode', async () => {
     const c = cases[0]!;
+    expect((c['controls'] as CaseControl[])[0]!.controlnet).toBeNull();
     await expect(engine.runJob(parseRequest({ ...request(c, 'tiny-sdxl-controlnet', null), kind: 'img2img', initImage: file('init_64.png'), strength: 0.6 })))
       .rejects.toThrow(/SDXL ControlNets go with txt2img jobs here/);
     await expect(engine.runJob(parseRequest({ ...request(c, 'tiny-sdxl-controlnet', null), controlGuessMode: true })))
