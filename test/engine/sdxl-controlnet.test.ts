@@ -5,6 +5,7 @@
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { modelInfosFromConfig } from '../../src/bot/core/model-info.js';
 import { createEngine } from '../../src/engine/create-engine.js';
 import { loadModel } from '../../src/engine/loaded-model.js';
 import type { PipelineOutput } from '../../src/engine/pipelines/types.js';
@@ -88,5 +89,12 @@ describe('SDXL ControlNets: load-time checks', () => {
   it('refuses an SDXL ControlNet on an SDXL UNet without residual inputs', async () => {
     await expect(loadModel(join(FIXTURE_MODELS, 'tiny-sdxl'), ['cpu'], { controlnets: [{ id: 'xl', dir: join(XLCN, 'controlnet') }] }))
       .rejects.toThrow(/tiny-sdxl: its UNet .* takes no ControlNet residuals/);
+  });
+});
+
+describe('SDXL ControlNet folders in the bot', () => {
+  it('a StableDiffusionXLControlNetPipeline folder is the SDXL family\'s ControlNet model', () => {
+    const [info] = modelInfosFromConfig({ models: [{ id: 'xlcn', dir: XLCN, load: true }], defaultModel: 'xlcn' });
+    expect(info).toMatchObject({ family: 'sdxl', role: 'controlnet' });
   });
 });
