@@ -19,6 +19,12 @@ export interface ControlNetEntry {
 
 /** The UNet ControlNet graph's inputs (SD3 ControlNets have their own, see pipelines/sd3-controlnet.ts). */
 export const UNET_CONTROLNET_INPUTS: readonly string[] = ['sample', 'timestep', 'encoder_hidden_states', 'controlnet_cond', 'conditioning_scale'];
+/** An SDXL ControlNet (ControlNetModel with addition_embed_type "text_time") also takes the UNet's added conditions. */
+export const SDXL_CONTROLNET_INPUTS: readonly string[] = [...UNET_CONTROLNET_INPUTS, 'text_embeds', 'time_ids'];
+/** The ControlNet inputs a model family's UNet pipeline feeds. */
+export function controlNetInputs(family: string): readonly string[] {
+  return family === 'sdxl' ? SDXL_CONTROLNET_INPUTS : UNET_CONTROLNET_INPUTS;
+}
 const UNET_RESIDUAL = /^(down_block_\d+|mid_block_additional_residual)$/;
 
 /** The UNet input a ControlNet output feeds. */
@@ -94,6 +100,15 @@ export function checkControlNetFits(cn: ModelGraph, unet: ModelGraph, labels: { 
   const unetCtx = unet.input('encoder_hidden_states').shape[2];
   if (typeof cnCtx === 'number' && typeof unetCtx === 'number' && cnCtx !== unetCtx) {
     throw new ModelFolderError(`ControlNet ${c} does not fit ${m}: it takes text embeddings of width ${cnCtx}, the UNet's are ${unetCtx}${hint}`);
+  }
+  // SDXL: the added conditions must have the UNet's widths (pooled text embedding, number of time ids).
+  for (const name of ['text_embeds', 'time_ids']) {
+    if (!unet.has(name) || !cn.has(name)) continue;
+    const a = cn.input(name).shape[1];
+    const b = unet.input(name).shape[1];
+    if (typeof a === 'number' && typeof b === 'number' && a !== b) {
+      throw new ModelFolderError(`ControlNet ${c} does not fit ${m}: its "${name}" has width ${a}, the UNet's ${b}${hint}`);
+    }
   }
   for (const [out, spec] of cn.outputs) {
     const target = residualTarget(out);

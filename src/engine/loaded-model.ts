@@ -13,7 +13,7 @@ import { BertTokenizer } from './text/bert-tokenizer.js';
 import type { EncodedPrompt } from './text/clip-tokenizer.js';
 import { checkSd3ControlNet, readSd3ControlNetConfig, SD3_CONTROLNET_INPUTS, type Sd3ControlNetConfig } from './pipelines/sd3-controlnet.js';
 import { loadImageConditioning, type ImageConditioning } from './image-conditioning.js';
-import { acquireControlNet, checkControlNetFits, controlNetGraphPath, UNET_CONTROLNET_INPUTS, type ControlNetEntry } from './controlnet.js';
+import { acquireControlNet, checkControlNetFits, controlNetGraphPath, controlNetInputs, UNET_CONTROLNET_INPUTS, type ControlNetEntry } from './controlnet.js';
 import { hasDepthEstimator, loadDepthEstimator, type DepthEstimator } from './depth-estimator.js';
 
 /** What the pipelines need of a prompt tokenizer (CLIP BPE, or BERT WordPiece in latent-diffusion folders). */
@@ -70,6 +70,16 @@ async function optionalGraph(dir: string, component: string, providers: readonly
 
 function expectInputs(graph: ModelGraph, names: readonly string[]): void {
   for (const n of names) graph.input(n);
+}
+
+/** A UNet ControlNet's inputs; an SDXL model needs an SDXL ControlNet (one that also takes text_embeds and time_ids). */
+function expectUnetControlNetInputs(graph: ModelGraph, info: ModelInfo, label: string): void {
+  const missing = controlNetInputs(info.family).filter((n) => !graph.has(n));
+  if (missing.length === 0) return;
+  const sdxlOnly = info.family === 'sdxl' && missing.every((n) => n === 'text_embeds' || n === 'time_ids');
+  throw new ModelFolderError(sdxlOnly
+    ? `ControlNet ${label} cannot be used with ${info.name} (sdxl): it has no "text_embeds" / "time_ids" inputs, so it is not an SDXL ControlNet (${graph.path})`
+    : `${graph.path}: expected inputs ${missing.map((n) => `"${n}"`).join(', ')}, found ${[...graph.inputs.keys()].join(', ')}`);
 }
 
 function expectOneOfOutputs(graph: ModelGraph, names: readonly string[]): void {
@@ -140,12 +150,12 @@ export async function loadModel(dir: string, providers: readonly Provider[] = ['
       checkSd3ControlNet(info, unet, controlnet, config, { controlnet: `${info.name}/controlnet`, model: info.name, ownFolder: true });
       sd3ControlNetConfigs.set(controlnet, config);
     } else if (controlnet) {
-      expectInputs(controlnet, UNET_CONTROLNET_INPUTS);
+      expectUnetControlNetInputs(controlnet, info, `${info.name}/controlnet`);
       checkControlNetFits(controlnet, unet, { controlnet: `${info.name}/controlnet`, model: info.name });
     }
     for (const entry of extras.controlnets ?? []) {
       if (controlnets.has(entry.id)) throw new ModelFolderError(`${info.name}: two ControlNets have the id "${entry.id}"`);
-      if (info.family !== 'sd' && !sd3) throw new ModelFolderError(`ControlNet ${entry.id}: only SD 1.x / 2.x and SD3 / SD3.5 models take ControlNets here, ${info.name} is ${info.family}`);
+      if (info.family !== 'sd' && info.family !== 'sdxl' && !sd3) throw new ModelFolderError(`ControlNet ${entry.id}: only SD 1.x / 2.x, SDXL and SD3 / SD3.5 models take ControlNets here, ${info.name} is ${info.family}`);
       const path = controlNetGraphPath(entry.dir);
       const labels = { controlnet: `"${entry.id}" (${entry.dir})`, model: info.name };
       const held = await acquireControlNet(path, providers, sd3 ? SD3_CONTROLNET_INPUTS : UNET_CONTROLNET_INPUTS).catch((e: unknown) => {
@@ -159,6 +169,7 @@ export async function loadModel(dir: string, providers: readonly Provider[] = ['
         checkSd3ControlNet(info, unet, held.graph, config, { ...labels, ownFolder: false });
         sd3ControlNetConfigs.set(held.graph, config);
       } else {
+        expectUnetControlNetInputs(held.graph, info, labels.controlnet);
         checkControlNetFits(held.graph, unet, labels);
       }
       controlnets.set(entry.id, held.graph);

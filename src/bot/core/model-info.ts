@@ -19,6 +19,7 @@ const PIPELINES: Record<string, { family: string; role: ModelRole }> = {
   StableDiffusionXLPipeline: { family: 'sdxl', role: 'base' },
   StableDiffusionXLImg2ImgPipeline: { family: 'sdxl', role: 'refiner' },
   StableDiffusionXLInpaintPipeline: { family: 'sdxl', role: 'inpaint' },
+  StableDiffusionXLControlNetPipeline: { family: 'sdxl', role: 'controlnet' },
   StableDiffusion3Pipeline: { family: 'sd3', role: 'base' },
   StableDiffusion3ControlNetPipeline: { family: 'sd3', role: 'controlnet' },
   StableDiffusion3InpaintPipeline: { family: 'sd3', role: 'inpaint' },

@@ -16,7 +16,7 @@ import { catBatch, repeatBatch, concatLastDim, sliceBatch, type Tensor } from '.
 import { denoise, encodeClip, randnPerImage, runDenoiser, startNoise, vaeDecode, vaeEncodeSample, type EncodedText } from './steps.js';
 import type { PipelineOutput, PipelineParams } from './types.js';
 import {
-  blendKnownRegion, checkInpaintInputs, inpaintChannels, nearestDownsample, prepareInpaintLatents, type InpaintLatents,
+  blendKnownRegion, checkInpaintInputs, controlResiduals, inpaintChannels, nearestDownsample, prepareInpaintLatents, type InpaintLatents,
 } from './stable-diffusion.js';
 import { BadRequestError } from '../../queue/job.js';
 
@@ -105,6 +105,11 @@ export async function denoiseSdxl(model: LoadedModel, p: PipelineParams, range: 
   const { info } = model;
   if (!model.textEncoder2 || !model.tokenizer2) throw new BadRequestError(`${info.name} has no text_encoder_2/tokenizer_2, which SDXL needs.`);
   const inpaintUnet = checkInpaintInputs(model, p);
+  // StableDiffusionXLControlNetPipeline is txt2img only; its img2img / inpaint siblings and the expert hand-off are not
+  // reproduced here yet. (A residual UNet with no control still runs everywhere: its ControlNet at scale 0.)
+  if ((p.controls?.length ?? 0) > 0 && (p.init || range.denoisingEnd !== undefined || range.denoisingStart !== undefined)) {
+    throw new BadRequestError(`SDXL ControlNets go with txt2img jobs here (no init image, mask or refiner): drop the ${p.init ? (p.mask ? 'inpaint mask and image' : 'init image') : 'refiner'} or the control image.`);
+  }
   const notes: string[] = [];
   const n = p.seeds.length;
   const latentShape = [info.latentChannels, p.height / info.vaeScaleFactor, p.width / info.vaeScaleFactor];
@@ -180,16 +185,22 @@ export async function denoiseSdxl(model: LoadedModel, p: PipelineParams, range: 
   const buildInput = inpaint && inpaintUnet ? inpaintChannels(inpaint.maskLatent, inpaint.maskedImageLatents, cfg ? 2 : 1) : undefined;
   const known = inpaint && !inpaintUnet ? inpaint : null;
   const afterStep = known ? (i: number, x: Tensor) => blendKnownRegion(scheduler, x, known.imageLatents!, known.initialNoise, known.maskLatent, cut, i) : undefined;
+  // The ControlNets take the UNet's added conditions too (StableDiffusionXLControlNetPipeline's added_cond_kwargs).
+  const control = controlResiduals(model, p, { encoder_hidden_states: hidden, text_embeds: pooled, time_ids: timeIds }, n, cfg);
   t0 = performance.now();
   latents = await denoise({
     scheduler, timesteps, latents, guidance: p.guidance, guidanceRescale: p.guidanceRescale,
     noise: noiseStream(generators, latentShape, range.denoisingEnd !== undefined ? Infinity : undefined),
     signal: p.signal, timing, onStep: p.onStep, buildInput, afterStep,
-    model: (input, t) => runDenoiser(model.unet, 'sample', 'out_sample', input, t, (start, count) => ({
-      encoder_hidden_states: sliceBatch(hidden, start, count),
-      text_embeds: sliceBatch(pooled, start, count),
-      time_ids: sliceBatch(timeIds, start, count),
-    })),
+    model: async (input, t, i) => {
+      const residuals = control ? await control(input, t, i, timesteps.length) : {};
+      return runDenoiser(model.unet, 'sample', 'out_sample', input, t, (start, count) => ({
+        encoder_hidden_states: sliceBatch(hidden, start, count),
+        text_embeds: sliceBatch(pooled, start, count),
+        time_ids: sliceBatch(timeIds, start, count),
+        ...Object.fromEntries(Object.entries(residuals).map(([k, v]) => [k, sliceBatch(v, start, count)])),
+      }));
+    },
   });
   return { latents, generators, notes, timings: { textMs, denoiseMs: performance.now() - t0, unetMs: timing.unetMs } };
 }

@@ -71,7 +71,7 @@ export async function runStableDiffusion(model: LoadedModel, p: PipelineParams):
   const cfgFactor = cfg ? 2 : 1;
   const extraChannels = inpaintUnet && maskLatent && maskedImageLatents ? inpaintChannels(maskLatent, maskedImageLatents, cfgFactor) : undefined;
   const legacyBlend = !inpaintUnet && maskLatent !== null;
-  const control = controlResiduals(model, p, embeds, n, cfg);
+  const control = controlResiduals(model, p, { encoder_hidden_states: embeds }, n, cfg);
   t0 = performance.now();
   latents = await denoise({
     scheduler, timesteps, latents, guidance: p.guidance, guidanceRescale: p.guidanceRescale, noise,
@@ -101,9 +101,10 @@ export async function runStableDiffusion(model: LoadedModel, p: PipelineParams):
  * control image, with scale × keep_i where keep_i drops to 0 outside [start, end] of the steps; several ControlNets'
  * residuals are summed in order (MultiControlNetModel). Guess mode (see controlGuessMode): with CFG the ControlNets
  * see only the conditional half and the unconditional half gets zero residuals. A UNet that takes residuals but got
- * no control runs the model's default ControlNet with scale 0 (no effect).
+ * no control runs the model's default ControlNet with scale 0 (no effect). `conditions`: the text conditioning feeds of
+ * the whole (CFG) batch, as the ControlNets take them: `encoder_hidden_states`, plus SDXL's `text_embeds` / `time_ids`.
  */
-function controlResiduals(model: LoadedModel, p: PipelineParams, embeds: Tensor, n: number, cfg: boolean) {
+export function controlResiduals(model: LoadedModel, p: PipelineParams, conditions: Readonly<Record<string, Tensor>>, n: number, cfg: boolean) {
   let controls = p.controls ?? [];
   if (controls.length === 0) {
     if (unetResidualInputs(model.unet).length === 0) return null;
@@ -115,7 +116,7 @@ function controlResiduals(model: LoadedModel, p: PipelineParams, embeds: Tensor,
   const condOnly = guess.on && cfg;
   const rows = condOnly || !cfg ? n : 2 * n;
   const images = controls.map((c) => repeatBatch(c.image, rows));
-  const cnEmbeds = condOnly ? sliceBatch(embeds, n, n) : embeds;
+  const cnConditions = condOnly ? Object.fromEntries(Object.entries(conditions).map(([k, v]) => [k, sliceBatch(v, n, n)])) : conditions;
   const latentChannels = model.info.latentChannels;
   return async (input: Tensor, t: number, i: number, total: number): Promise<Record<string, Tensor>> => {
     const batch = condOnly ? sliceBatch(input, n, n) : input;
@@ -126,7 +127,7 @@ function controlResiduals(model: LoadedModel, p: PipelineParams, embeds: Tensor,
       const scale = c.scale * keep;
       const perResidual = guess.on && !guess.pooled[k];
       const out = await c.graph.run({
-        sample, timestep: timestepFeed(c.graph, t, rows), encoder_hidden_states: cnEmbeds, controlnet_cond: images[k]!,
+        ...cnConditions, sample, timestep: timestepFeed(c.graph, t, rows), controlnet_cond: images[k]!,
         // Guess mode scales each residual separately: the graph runs at scale 1 and the outputs are scaled below.
         conditioning_scale: { data: Float32Array.of(perResidual ? 1 : scale), dims: [] },
       });
