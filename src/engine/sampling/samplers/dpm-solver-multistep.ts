@@ -20,7 +20,7 @@ import {
   type DpmSolverType,
 } from './multistep-common.js';
 import { StepIndex } from './step-index.js';
-import { type LinearCombiner, predictionCoefficients, rejectUnsupported, resolveConfig, runStages } from './vp-common.js';
+import { predictionCoefficients, rejectUnsupported, resolveConfig } from './vp-common.js';
 
 export const dpmSolverMultistepDefaults = {
   num_train_timesteps: 1000,
@@ -91,10 +91,8 @@ export class DPMSolverMultistepScheduler extends MultistepScheduler {
     const pc = predictionCoefficients(c.prediction_type, s0.alpha, s0.sigma);
     const dataPrediction = this.algorithm === 'dpmsolver++' || this.algorithm === 'sde-dpmsolver++';
     const converted = this.history.next(sample.length);
-    // the converted output and the update that reads it are computed together at the end, in one pass
-    const first = dataPrediction
-      ? this.lc.reset().add(pc.x0S, sample).add(pc.x0M, modelOutput).stage(converted)
-      : this.lc.reset().add(pc.epsS, sample).add(pc.epsM, modelOutput).stage(converted);
+    if (dataPrediction) this.lc.reset().add(pc.x0S, sample).add(pc.x0M, modelOutput).into(converted);
+    else this.lc.reset().add(pc.epsS, sample).add(pc.epsM, modelOutput).into(converted);
     this.history.commit();
     const noiseDraw = this.algorithm.startsWith('sde') ? noise() : null;
 
@@ -104,15 +102,14 @@ export class DPMSolverMultistepScheduler extends MultistepScheduler {
         : this.solverOrder === 2 || this.lowerOrderNums < 2 || lowerOrderSecond
           ? 2
           : 3;
-    const out = this.outputs.next(sample.length);
-    runStages([first, this.update(order, i, sample, noiseDraw).stage(out)], this.lc);
+    const out = this.update(order, i, sample, noiseDraw);
     if (this.lowerOrderNums < this.solverOrder) this.lowerOrderNums++;
     this.index.advance();
     return out;
   }
 
   /** The order-k multistep update from sigma[i] to sigma[i+1], written out over the stored outputs. */
-  private update(order: 1 | 2 | 3, i: number, sample: Float32Array, noise: Float32Array | null): LinearCombiner {
+  private update(order: 1 | 2 | 3, i: number, sample: Float32Array, noise: Float32Array | null): Float32Array {
     const t = noiseLevel(this.sigmas[i + 1]!);
     const s0 = noiseLevel(this.sigmas[i]!);
     const u = dpmUpdate(this.algorithm, this.solverType, order, s0, t);
@@ -140,7 +137,7 @@ export class DPMSolverMultistepScheduler extends MultistepScheduler {
         .add(-onD11 / r1, this.history.at(3));
     }
     if (noise) lc.add(u.kN, noise);
-    return lc;
+    return lc.into(this.outputs.next(sample.length));
   }
 
 }

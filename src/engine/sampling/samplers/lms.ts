@@ -15,7 +15,7 @@ import {
   sigmaToT,
   trainingSigmas,
 } from '../sigmas.js';
-import { linearChainInto } from '../../simd/latent-kernels.js';
+import { linearCombinationInto } from '../../simd/latent-kernels.js';
 
 const f32 = Math.fround;
 
@@ -106,6 +106,8 @@ export class LMSDiscreteScheduler extends SigmaScheduler {
     const history = this.derivatives;
     const recycled = history.length >= LMS_ORDER ? history.shift()! : null;
     const derivative = recycled !== null && recycled.length === n ? recycled : new Float32Array(n);
+    // ((1 - a) * sample - b * output) / sigma
+    linearCombinationInto([1 - a, -b], [sample, modelOutput], 2, derivative, sigma);
     history.push(derivative);
     // diffusers zips the coefficients with the stored derivatives, newest first: an img2img run that starts at
     // step i > 0 has fewer derivatives than coefficients and uses only as many terms as it has
@@ -118,12 +120,7 @@ export class LMSDiscreteScheduler extends SigmaScheduler {
       coef.push(coeffs[j]!);
       bufs.push(history[history.length - 1 - j]!);
     }
-    const out = this.outputs.next(n);
-    // the derivative ((1 - a) * sample - b * output) / sigma and the update that reads it, in one pass
-    linearChainInto([
-      { coef: [1 - a, -b], terms: [sample, modelOutput], count: 2, out: derivative, divisor: sigma },
-      { coef, terms: bufs, count: coef.length, out },
-    ]);
+    const out = linearCombinationInto(coef, bufs, coef.length, this.outputs.next(n));
     this.advance();
     return out;
   }

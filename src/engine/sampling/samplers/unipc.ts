@@ -14,8 +14,7 @@ import {
   type NoiseLevel,
 } from './multistep-common.js';
 import { StepIndex } from './step-index.js';
-import { LinearCombiner, predictionCoefficients, rejectUnsupported, resolveConfig, runStages } from './vp-common.js';
-import type { ChainStage } from '../../simd/latent-kernels.js';
+import { LinearCombiner, predictionCoefficients, rejectUnsupported, resolveConfig } from './vp-common.js';
 
 export const unipcDefaults = {
   num_train_timesteps: 1000,
@@ -117,16 +116,12 @@ export class UniPCMultistepScheduler extends MultistepScheduler {
     const s = noiseLevel(this.sigmas[i]!);
     const pc = predictionCoefficients(c.prediction_type, s.alpha, s.sigma);
     const converted = this.history.next(sample.length);
-    // converted output, corrector and predictor are written down here and computed at the end in one pass: they
-    // only hold buffer references, and commit() below moves references, not data
-    const stages: ChainStage[] = [];
-    if (c.predict_x0) stages.push(this.lc.reset().add(pc.x0S, sample).add(pc.x0M, modelOutput).stage(converted));
-    else stages.push(this.lc.reset().add(pc.epsS, sample).add(pc.epsM, modelOutput).stage(converted));
+    if (c.predict_x0) this.lc.reset().add(pc.x0S, sample).add(pc.x0M, modelOutput).into(converted);
+    else this.lc.reset().add(pc.epsS, sample).add(pc.epsM, modelOutput).into(converted);
 
     let start: Float32Array;
     if (useCorrector) {
-      start = this.buffer(sample.length);
-      stages.push(this.correct(i, converted).stage(start));
+      start = this.correct(i, converted, this.buffer(sample.length));
     } else {
       start = this.buffer(sample.length);
       start.set(sample);
@@ -137,16 +132,14 @@ export class UniPCMultistepScheduler extends MultistepScheduler {
 
     const wanted = c.lower_order_final ? Math.min(c.solver_order, this.timesteps.length - i) : c.solver_order;
     this.thisOrder = Math.min(wanted, this.lowerOrderNums + 1);
-    const out = this.outputs.next(start.length);
-    stages.push(this.predict(i, start).stage(out));
-    runStages(stages, this.lc);
+    const out = this.predict(i, start);
     if (this.lowerOrderNums < c.solver_order) this.lowerOrderNums++;
     this.index.advance();
     return out;
   }
 
   /** UniC: the previous step redone from lastSample with the new output (multistep_uni_c_bh_update). */
-  private correct(i: number, modelT: Float32Array): LinearCombiner {
+  private correct(i: number, modelT: Float32Array, into: Float32Array): Float32Array {
     const order = this.thisOrder;
     const t = noiseLevel(this.sigmas[i]!);
     const s0 = noiseLevel(this.sigmas[i - 1]!);
@@ -165,11 +158,11 @@ export class UniPCMultistepScheduler extends MultistepScheduler {
     const rLast = w.rhos[w.rhos.length - 1]!;
     lc.add(g * rLast, modelT);
     onM0 -= g * rLast;
-    return lc.add(onM0, m0);
+    return lc.add(onM0, m0).into(into);
   }
 
   /** UniP: the order-p prediction from `start` at sigma[i] to sigma[i+1] (multistep_uni_p_bh_update). */
-  private predict(i: number, start: Float32Array): LinearCombiner {
+  private predict(i: number, start: Float32Array): Float32Array {
     const order = this.thisOrder;
     const t = noiseLevel(this.sigmas[i + 1]!);
     const s0 = noiseLevel(this.sigmas[i]!);
@@ -183,7 +176,7 @@ export class UniPCMultistepScheduler extends MultistepScheduler {
       lc.add((g * w.rhos[k]!) / rk, this.history.at(k + 2));
       onM0 -= (g * w.rhos[k]!) / rk;
     });
-    return lc.add(onM0, this.history.at(1));
+    return lc.add(onM0, this.history.at(1)).into(this.outputs.next(start.length));
   }
 
   /**

@@ -8,7 +8,7 @@
 import { betas, roundHalfEven, spacedTimesteps } from '../noise-schedule.js';
 import { rescaleZeroTerminalSnr, torchCumprodF32 } from '../sigmas.js';
 import type { SchedulerConfig } from '../scheduler.js';
-import { linearChainInto, linearCombinationInto, MAX_TERMS, x0UpdateInto, type ChainStage } from '../../simd/latent-kernels.js';
+import { linearCombinationInto, MAX_TERMS, x0UpdateInto } from '../../simd/latent-kernels.js';
 
 /** The class defaults overlaid with the caller's config, as diffusers' `from_config` resolves it. */
 export function resolveConfig<D extends object>(defaults: D, config: Partial<SchedulerConfig>): D & SchedulerConfig {
@@ -166,31 +166,10 @@ export class LinearCombiner {
     return out;
   }
 
-  /** The combination as written so far, to be computed into `out` later (by runStages), with its own copies. */
-  stage(out: Float32Array): ChainStage {
-    return { coef: this.coef.slice(0, this.count), terms: this.bufs.slice(0, this.count), count: this.count, out };
-  }
-
   private acc: Float64Array | null = null;
 
   private scratch(n: number): Float64Array {
     if (!this.acc || this.acc.length !== n) this.acc = new Float64Array(n);
     return this.acc;
-  }
-}
-
-/**
- * Computes dependent combinations in order (a stage may read an earlier stage's out): in one SIMD pass when each
- * fits a kernel, else stage by stage exactly as LinearCombiner.into would.
- */
-export function runStages(stages: readonly ChainStage[], lc: LinearCombiner): void {
-  if (stages.every((st) => st.count <= MAX_TERMS)) {
-    linearChainInto(stages);
-    return;
-  }
-  for (const st of stages) {
-    lc.reset();
-    for (let k = 0; k < st.count; k++) lc.add(st.coef[k]!, st.terms[k]!);
-    lc.into(st.out);
   }
 }
