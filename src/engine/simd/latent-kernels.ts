@@ -169,59 +169,6 @@ function heun(second: boolean): WasmFunction {
   };
 }
 
-/** Where a chained stage reads a term: an input slot, or the float32-rounded result of an earlier stage. */
-type ChainSource = { input: number } | { stage: number };
-
-interface ChainShape {
-  inputs: number;
-  stages: { sources: ChainSource[]; divide: boolean }[];
-}
-
-/**
- * chain(end, in0 … inP-1, out0 … outS-1, coefficients stage by stage, divisors of the dividing stages): each stage
- * is a linear combination as lc{k}[div], rounded to float32 and stored; a later stage reads that rounded value from
- * a register instead of memory, so the samplers' intermediate results (converted outputs, derivatives, corrected
- * samples) cost no extra pass.
- */
-function chain(shape: ChainShape, name: string): WasmFunction {
-  const P = shape.inputs, S = shape.stages.length;
-  const END = 0, IN = 1, OUT = 1 + P, COEF = 1 + P + S;
-  const terms = shape.stages.reduce((a, st) => a + st.sources.length, 0);
-  const divides = shape.stages.filter((st) => st.divide).length;
-  const params: ValType[] = [I32, ...Array<ValType>(P + S).fill(I32), ...Array<ValType>(terms + divides).fill(F64)];
-  const I = params.length, CV = I + 1, DV = CV + terms, ROUNDED = DV + divides, DEMOTED = ROUNDED + 2 * S;
-  const locals: ValType[] = [I32, ...Array<ValType>(terms + divides + 4 * S).fill(V128)];
-  const splats: (readonly [number, number])[] = [];
-  for (let j = 0; j < terms + divides; j++) splats.push([COEF + j, CV + j]);
-  const body: number[] = [];
-  let term = 0;
-  let div = 0;
-  shape.stages.forEach((st, s) => {
-    const first = term;
-    const divisor = st.divide ? DV + div++ : -1;
-    for (const h of [0, 8] as const) {
-      const hi = h / 8;
-      st.sources.forEach((src, j) => {
-        body.push(...('input' in src ? loadF64x2(IN + src.input, I, h) : op.get(ROUNDED + 2 * src.stage + hi)));
-        body.push(...op.get(CV + first + j), ...simd.f64x2Mul);
-        if (j > 0) body.push(...simd.f64x2Add);
-      });
-      if (divisor >= 0) body.push(...op.get(divisor), ...simd.f64x2Div);
-      body.push(
-        ...simd.f32x4DemoteF64x2Zero, ...op.set(DEMOTED + 2 * s + hi),
-        ...op.get(DEMOTED + 2 * s + hi), ...simd.f64x2PromoteLowF32x4, ...op.set(ROUNDED + 2 * s + hi),
-      );
-    }
-    term += st.sources.length;
-    body.push(
-      ...op.get(OUT + s), ...op.get(I), ...op.i32Add,
-      ...op.get(DEMOTED + 2 * s), ...op.get(DEMOTED + 2 * s + 1), ...JOIN_LOW_HALVES,
-      ...simd.store(),
-    );
-  });
-  return { name, params, locals, body: [...splatF64(splats), ...loop4(END, I, body)] };
-}
-
 function f64Bytes(v: number): number[] {
   return Array.from(new Uint8Array(Float64Array.of(v).buffer));
 }
@@ -262,20 +209,6 @@ function instantiate(): Instance | null {
 }
 
 const wasm = process.env.SDBOT_NO_SIMD === '1' ? null : instantiate();
-const wasmApi = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
-/** Chain kernels, compiled on first use per shape (a sampler uses a handful), sharing the kernels' memory. */
-const chainKernels = new Map<string, Kernel>();
-
-function chainKernel(shape: ChainShape): Kernel {
-  const key = `${shape.inputs}|${shape.stages.map((st) => `${st.sources.map((src) => ('input' in src ? `i${src.input}` : `s${src.stage}`)).join(',')}${st.divide ? '/' : ''}`).join(';')}`;
-  let fn = chainKernels.get(key);
-  if (!fn) {
-    const module = new wasmApi!.Module(assembleModule([chain(shape, 'chain')]));
-    fn = (new wasmApi!.Instance(module, { env: { memory: wasm!.memory } }).exports as Record<string, Kernel>)['chain']!;
-    chainKernels.set(key, fn);
-  }
-  return fn;
-}
 let heap = wasm ? new Float32Array(wasm.memory.buffer) : new Float32Array(0);
 
 /** Whether the kernels run as WebAssembly SIMD (false: the JS loops). */
@@ -474,62 +407,4 @@ export function heunSecondInto(
   const f = put(3, stride, first);
   wasm.fns.heunSecond!(slotBytes(n), 4 * stride, f, s, m, st, a, b, clip === null ? -Infinity : -clip, clip ?? Infinity, sigma, dt);
   take(4, stride, out);
-}
-
-/** One stage of linearChainInto: out = coef[0]*terms[0] + … + coef[count-1]*terms[count-1] [/ divisor]. */
-export interface ChainStage {
-  coef: ArrayLike<number>;
-  terms: readonly Float32Array[];
-  count: number;
-  out: Float32Array;
-  divisor?: number | null;
-}
-
-/**
- * Runs linearCombinationInto for each stage in order, where a later stage may read an earlier stage's `out` among
- * its terms: with SIMD, in one pass over the latents (each operand copied in once, each result copied out once)
- * instead of one pass per stage, with the same float64 sums and float32 roundings, so the same bits.
- */
-export function linearChainInto(stages: readonly ChainStage[]): void {
-  const n = stages[0]!.out.length;
-  for (const st of stages) {
-    if (st.count < 1 || st.count > MAX_TERMS || (st.divisor != null && st.count !== 2)) throw new Error(`linearChainInto: ${st.count} terms`);
-    checkLength(st.out, n);
-    for (let k = 0; k < st.count; k++) checkLength(st.terms[k]!, n);
-  }
-  if (!wasm || stages.length === 1) {
-    for (const st of stages) linearCombinationInto(st.coef, st.terms, st.count, st.out, st.divisor ?? null);
-    return;
-  }
-  const inputs: Float32Array[] = [];
-  const shape: ChainShape = { inputs: 0, stages: [] };
-  const coefs: number[] = [];
-  const divisors: number[] = [];
-  stages.forEach((st, s) => {
-    const sources: ChainSource[] = [];
-    for (let k = 0; k < st.count; k++) {
-      const buf = st.terms[k]!;
-      // the latest earlier stage writing this array is what the stage-by-stage loop would read
-      let from = -1;
-      for (let j = s - 1; j >= 0 && from < 0; j--) if (stages[j]!.out === buf) from = j;
-      if (from >= 0) {
-        sources.push({ stage: from });
-      } else {
-        let slot = inputs.indexOf(buf);
-        if (slot < 0) slot = inputs.push(buf) - 1;
-        sources.push({ input: slot });
-      }
-      coefs.push(st.coef[k]!);
-    }
-    if (st.divisor != null) divisors.push(st.divisor);
-    shape.stages.push({ sources, divide: st.divisor != null });
-  });
-  shape.inputs = inputs.length;
-  const fn = chainKernel(shape);
-  const stride = reserve(inputs.length + stages.length, n);
-  const args = [slotBytes(n)];
-  inputs.forEach((buf, k) => args.push(put(k, stride, buf)));
-  stages.forEach((_, s) => args.push((inputs.length + s) * stride));
-  fn(...args, ...coefs, ...divisors);
-  stages.forEach((st, s) => take(inputs.length + s, stride, st.out));
 }
