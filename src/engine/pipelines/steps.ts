@@ -260,12 +260,19 @@ export async function denoise(o: DenoiseOptions): Promise<Tensor> {
     for (let i = 0; i < o.timesteps.length; i++) {
       if (o.signal?.aborted) throw new CancelledError('cancelled');
       const t = o.timesteps[i]!;
-      const scaled = o.scheduler.scaleModelInput(x.data, t);
-      let batch: Tensor = { data: scaled, dims: x.dims };
+      let scaled: Float32Array;
+      let batch: Tensor;
       if (cfgBatch) {
-        cfgBatch.set(scaled, 0);
-        cfgBatch.set(scaled, scaled.length);
+        // the scaling writes its result straight into the first half; one copy makes the second
+        const len = x.data.length;
+        scaled = cfgBatch.subarray(0, len);
+        const s = o.scheduler.scaleModelInput(x.data, t, scaled);
+        if (s !== scaled) scaled.set(s);
+        cfgBatch.copyWithin(len, 0, len);
         batch = { data: cfgBatch, dims: [n * 2, ...x.dims.slice(1)] };
+      } else {
+        scaled = o.scheduler.scaleModelInput(x.data, t);
+        batch = { data: scaled, dims: x.dims };
       }
       const input = o.buildInput ? o.buildInput(batch) : batch;
       const t0 = performance.now();

@@ -27,7 +27,11 @@ export interface Scheduler {
   readonly order: number;
   /** diffusers' set_begin_index: where img2img starts in `timesteps` (index into that array). */
   setBeginIndex(index: number): void;
-  scaleModelInput(sample: Float32Array, t: number): Float32Array;
+  /**
+   * The model input for t. With `out`, a scheduler that computes a new array writes it there (the pipeline passes the
+   * first half of its CFG batch, saving a copy); one that returns `sample` as it is may ignore `out`.
+   */
+  scaleModelInput(sample: Float32Array, t: number, out?: Float32Array): Float32Array;
   step(modelOutput: Float32Array, t: number, sample: Float32Array, noise: NoiseSampler): Float32Array;
   /**
    * Optional: gets ready for a run over latents of `numel` values before the loop (e.g. starts noise workers);

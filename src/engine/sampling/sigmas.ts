@@ -277,12 +277,12 @@ export abstract class SigmaScheduler implements Scheduler {
   }
 
   /** sample / sqrt(sigma^2 + 1): the k-diffusion c_in the schedulers apply before the model. */
-  protected scaleBySigma(sample: Float32Array, sigma: number): Float32Array {
+  protected scaleBySigma(sample: Float32Array, sigma: number, out: Float32Array = this.scaled.next(sample.length)): Float32Array {
     const c = 1 / Math.sqrt(sigma * sigma + 1);
-    return linearCombinationInto([c], [sample], 1, this.scaled.next(sample.length));
+    return linearCombinationInto([c], [sample], 1, out);
   }
 
-  abstract scaleModelInput(sample: Float32Array, t: number): Float32Array;
+  abstract scaleModelInput(sample: Float32Array, t: number, out?: Float32Array): Float32Array;
   abstract step(modelOutput: Float32Array, t: number, sample: Float32Array, noise: NoiseSampler): Float32Array;
 
   /** original + noise * sigma at the img2img start (begin index), the current step (inpaint) or t's position. */

@@ -154,10 +154,10 @@ export class DPMSolverSDEScheduler extends SigmaScheduler {
     return out;
   }
 
-  scaleModelInput(sample: Float32Array, t: number): Float32Array {
+  scaleModelInput(sample: Float32Array, t: number, into?: Float32Array): Float32Array {
     const sigma = this.secondCall ? this.midSigma : this.sigmas[this.currentIndex(t)]!;
     const c = f32(Math.sqrt(f32(f32(sigma * sigma) + 1)));
-    const out = this.scaled.next(sample.length);
+    const out = into ?? this.scaled.next(sample.length);
     for (let k = 0; k < sample.length; k++) out[k] = sample[k]! / c;
     return out;
   }

@@ -62,8 +62,8 @@ export class EulerAncestralDiscreteScheduler extends SigmaScheduler {
     }
   }
 
-  scaleModelInput(sample: Float32Array, t: number): Float32Array {
-    return this.scaleBySigma(sample, this.sigmas[this.currentIndex(t)]!);
+  scaleModelInput(sample: Float32Array, t: number, out?: Float32Array): Float32Array {
+    return this.scaleBySigma(sample, this.sigmas[this.currentIndex(t)]!, out);
   }
 
   step(modelOutput: Float32Array, t: number, sample: Float32Array, noise: NoiseSampler): Float32Array {

@@ -69,8 +69,8 @@ export class HeunDiscreteScheduler extends SigmaScheduler {
     this.clipRange = configFlag(config, 'clip_sample') ? (configNumber(config, 'clip_sample_range') ?? 1.0) : null;
   }
 
-  scaleModelInput(sample: Float32Array, t: number): Float32Array {
-    return this.scaleBySigma(sample, this.sigmas[this.currentIndex(t)]!);
+  scaleModelInput(sample: Float32Array, t: number, out?: Float32Array): Float32Array {
+    return this.scaleBySigma(sample, this.sigmas[this.currentIndex(t)]!, out);
   }
 
   step(modelOutput: Float32Array, t: number, sample: Float32Array, _noise: NoiseSampler): Float32Array {

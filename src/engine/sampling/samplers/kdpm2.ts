@@ -72,9 +72,9 @@ export class KDPM2DiscreteScheduler extends SigmaScheduler {
     this.initNoiseSigma = initNoiseSigmaFor(config, this.sigmas);
   }
 
-  scaleModelInput(sample: Float32Array, t: number): Float32Array {
+  scaleModelInput(sample: Float32Array, t: number, out?: Float32Array): Float32Array {
     const i = this.currentIndex(t);
-    return this.scaleBySigma(sample, this.midpointPending ? this.sigmasInterpol[i]! : this.sigmas[i]!);
+    return this.scaleBySigma(sample, this.midpointPending ? this.sigmasInterpol[i]! : this.sigmas[i]!, out);
   }
 
   step(modelOutput: Float32Array, t: number, sample: Float32Array, _noise: NoiseSampler): Float32Array {

@@ -94,8 +94,8 @@ export class LMSDiscreteScheduler extends SigmaScheduler {
     });
   }
 
-  scaleModelInput(sample: Float32Array, t: number): Float32Array {
-    return this.scaleBySigma(sample, this.sigmas[this.currentIndex(t)]!);
+  scaleModelInput(sample: Float32Array, t: number, out?: Float32Array): Float32Array {
+    return this.scaleBySigma(sample, this.sigmas[this.currentIndex(t)]!, out);
   }
 
   step(modelOutput: Float32Array, t: number, sample: Float32Array, _noise: NoiseSampler): Float32Array {
