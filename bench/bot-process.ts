@@ -8,7 +8,7 @@ import { Events } from 'discord.js';
 import { createBotCore } from '../src/bot/core/create-core.js';
 import { startDiscordBot } from '../src/bot/discord/start.js';
 import { MemoryQueue } from '../test/bot/memory-queue.js';
-import { silentLogger } from '../test/bot/discord-harness.js';
+import { silentLogger } from '../test/bot/test-core.js';
 
 const { apiUrl, applicationId } = workerData as { apiUrl: string; applicationId: string };
 const { core, close } = await createBotCore({

@@ -6,7 +6,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { createBotCore } from '../src/bot/core/create-core.js';
 import { startSlackBot } from '../src/bot/slack/start.js';
 import { MemoryQueue } from '../test/bot/memory-queue.js';
-import { silentLogger } from '../test/bot/discord-harness.js';
+import { silentLogger } from '../test/bot/test-core.js';
 
 const { apiUrl, token, signingSecret } = workerData as { apiUrl: string; token: string; signingSecret: string };
 const { core, close } = await createBotCore({

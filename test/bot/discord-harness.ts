@@ -1,10 +1,8 @@
 /** Fake Discord + a queue + the real bot core and discord.js adapter, wired as `sdbot bot` wires them. */
 import type { AdminQueueClient } from '../../src/queue/client.js';
-import { createBotCore } from '../../src/bot/core/create-core.js';
-import type { ModelInfo } from '../../src/bot/core/models.js';
 import { startDiscordBot, type DiscordBot } from '../../src/bot/discord/start.js';
 import { FakeDiscord, type FakeMessage, type RestCall } from '../fakes/discord/server.js';
-import { MemoryQueue } from './memory-queue.js';
+import { startTestCore, type TestCoreOptions } from './test-core.js';
 
 export interface Harness {
   fake: FakeDiscord;
@@ -13,19 +11,9 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export const silentLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
-
-export async function startHarness(opts: {
-  queue?: AdminQueueClient; models?: ModelInfo[]; adminUserIds?: string[]; progressIntervalMs?: number; logger?: typeof silentLogger;
-} = {}): Promise<Harness> {
+export async function startHarness(opts: TestCoreOptions & { adminUserIds?: string[] } = {}): Promise<Harness> {
   const fake = await FakeDiscord.start();
-  const queue = opts.queue ?? new MemoryQueue();
-  const { core, close: closeCore } = await createBotCore({
-    queue,
-    models: opts.models ?? [{ id: 'tiny-sd15', family: 'sd15', role: 'base', defaultSize: { width: 64, height: 64 } }],
-    progressIntervalMs: opts.progressIntervalMs ?? 150,
-    logger: opts.logger ?? silentLogger,
-  });
+  const { queue, core, close: closeCore } = await startTestCore(opts);
   const bot = await startDiscordBot({ token: 'fake-token', applicationId: fake.applicationId, apiUrl: fake.apiUrl, core, adminUserIds: opts.adminUserIds ?? [] });
   return {
     fake, queue, bot,

@@ -1,11 +1,8 @@
 /** Fake Slack + a queue + the real bot core and Bolt adapter, wired as `sdbot bot` wires them. */
 import type { AdminQueueClient } from '../../src/queue/client.js';
-import { createBotCore } from '../../src/bot/core/create-core.js';
-import type { ModelInfo } from '../../src/bot/core/models.js';
 import { SLACK_EVENTS_PATH, startSlackBot, type SlackBot } from '../../src/bot/slack/start.js';
 import { FakeSlack, type FakeSlackMessage } from '../fakes/slack/server.js';
-import { silentLogger } from './discord-harness.js';
-import { MemoryQueue } from './memory-queue.js';
+import { startTestCore, type TestCoreOptions } from './test-core.js';
 
 export interface SlackHarness {
   fake: FakeSlack;
@@ -14,17 +11,9 @@ export interface SlackHarness {
   close(): Promise<void>;
 }
 
-export async function startSlackHarness(opts: {
-  queue?: AdminQueueClient; models?: ModelInfo[]; adminUserIds?: string[]; progressIntervalMs?: number; socketMode?: boolean;
-} = {}): Promise<SlackHarness> {
+export async function startSlackHarness(opts: Omit<TestCoreOptions, 'logger'> & { adminUserIds?: string[]; socketMode?: boolean } = {}): Promise<SlackHarness> {
   const fake = await FakeSlack.start();
-  const queue = opts.queue ?? new MemoryQueue();
-  const { core, close: closeCore } = await createBotCore({
-    queue,
-    models: opts.models ?? [{ id: 'tiny-sd15', family: 'sd15', role: 'base', defaultSize: { width: 64, height: 64 } }],
-    progressIntervalMs: opts.progressIntervalMs ?? 150,
-    logger: silentLogger,
-  });
+  const { queue, core, close: closeCore } = await startTestCore(opts);
   const bot = await startSlackBot({
     token: fake.botToken, apiUrl: fake.apiUrl, core, adminUserIds: opts.adminUserIds ?? [],
     ...(opts.socketMode ? { appToken: fake.appToken } : { signingSecret: fake.signingSecret, port: 0 }),
