@@ -67,7 +67,7 @@ export function fmaf(a: number, b: number, c: number): number {
 }
 
 /** A float32 multiply-add that rounds once (as `vfmadd`): `fmaf`, or a cheaper equivalent on a known input set. */
-export type Fma = (a: number, b: number, c: number) => number;
+type Fma = (a: number, b: number, c: number) => number;
 
 /**
  * `fmaf` without its midpoint correction: fround(a*b + c). Over the inputs torch's randn gives the lane functions
@@ -75,7 +75,7 @@ export type Fma = (a: number, b: number, c: number) => number;
  * correction never changes a result: test/engine/torch-rng.test.ts checks the whole input set against `fmaf`.
  * Skipping it makes randn nearly twice as fast (16k values: 1.4 → 0.7 ms on the 2-core reference VM).
  */
-export function roundedMulAdd(a: number, b: number, c: number): number {
+function roundedMulAdd(a: number, b: number, c: number): number {
   return Math.fround(a * b + c);
 }
 

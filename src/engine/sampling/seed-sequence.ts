@@ -16,7 +16,7 @@ const XSHIFT = 16;
 const DEFAULT_POOL_SIZE = 4;
 
 /** A non-negative integer as numpy coerces it: little-endian uint32 words, at least one. */
-export function uint32Words(value: bigint | number): number[] {
+function uint32Words(value: bigint | number): number[] {
   let n = BigInt(value);
   if (n < 0n) throw new Error(`SeedSequence expects non-negative integers, got ${n}`);
   if (n === 0n) return [0];

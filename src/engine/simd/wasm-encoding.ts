@@ -11,7 +11,7 @@ export const V128 = 0x7b;
 export type ValType = typeof I32 | typeof F32 | typeof F64 | typeof V128;
 
 /** Unsigned LEB128. */
-export function uleb(n: number): number[] {
+function uleb(n: number): number[] {
   const out: number[] = [];
   do {
     let b = n & 0x7f;
@@ -23,7 +23,7 @@ export function uleb(n: number): number[] {
 }
 
 /** Signed LEB128 (i32.const immediates). */
-export function sleb(n: number): number[] {
+function sleb(n: number): number[] {
   const out: number[] = [];
   for (;;) {
     const b = n & 0x7f;

@@ -80,6 +80,7 @@ export class DPMSolverSDEScheduler extends SigmaScheduler {
   // first-order state kept for the second call of a step (diffusers' self.sample / self.mid_point_sigma); `start`
   // is reused from step to step, `secondCall` says whether it holds a step's start now
   private start: Float32Array | null = null;
+  private x0: Float32Array | null = null;
   private secondCall = false;
   private midSigma = 0;
 
@@ -212,7 +213,7 @@ export class DPMSolverSDEScheduler extends SigmaScheduler {
   /** pred_original_sample for epsilon or v prediction at sigmaInput, float32 like diffusers' tensor ops. */
   private denoised(modelOutput: Float32Array, sample: Float32Array, sigmaInput: number): Float32Array {
     const n = sample.length;
-    const x0 = new Float32Array(n);
+    const x0 = (this.x0 = reuseBuffer(this.x0, n));
     if (this.predictionType === 'epsilon') {
       for (let k = 0; k < n; k++) x0[k] = sample[k]! - f32(sigmaInput * modelOutput[k]!);
     } else {
