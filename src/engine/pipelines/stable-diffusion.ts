@@ -101,7 +101,7 @@ export async function runStableDiffusion(model: LoadedModel, p: PipelineParams):
  * control image, with scale × keep_i where keep_i drops to 0 outside [start, end] of the steps; several ControlNets'
  * residuals are summed in order (MultiControlNetModel). Guess mode (see controlGuessMode): with CFG the ControlNets
  * see only the conditional half and the unconditional half gets zero residuals. A UNet that takes residuals but got
- * no control runs the model's default ControlNet with scale 0 (no effect). `conditions`: the text conditioning feeds of
+ * no control gets the model's default ControlNet's zero residuals (scale 0: one run for their shapes, then skipped). `conditions`: the text conditioning feeds of
  * the whole (CFG) batch, as the ControlNets take them: `encoder_hidden_states`, plus SDXL's `text_embeds` / `time_ids`.
  */
 export function controlResiduals(model: LoadedModel, p: PipelineParams, conditions: Readonly<Record<string, Tensor>>, n: number, cfg: boolean) {
@@ -118,6 +118,9 @@ export function controlResiduals(model: LoadedModel, p: PipelineParams, conditio
   const images = controls.map((c) => repeatBatch(c.image, rows));
   const cnConditions = condOnly ? Object.fromEntries(Object.entries(conditions).map(([k, v]) => [k, sliceBatch(v, n, n)])) : conditions;
   const latentChannels = model.info.latentChannels;
+  // Zero residuals shaped like a step's: a ControlNet at scale 0 (outside its window, or the stand-in for a job
+  // without control) adds exactly nothing, so once the shapes are known its run is skipped.
+  let idle: Record<string, Tensor> | null = null;
   return async (input: Tensor, t: number, i: number, total: number): Promise<Record<string, Tensor>> => {
     const batch = condOnly ? sliceBatch(input, n, n) : input;
     const sample = batch.dims[1] === latentChannels ? batch : sliceChannels(batch, latentChannels);
@@ -125,6 +128,7 @@ export function controlResiduals(model: LoadedModel, p: PipelineParams, conditio
     for (const [k, c] of controls.entries()) {
       const keep = i / total < c.start || (i + 1) / total > c.end ? 0 : 1;
       const scale = c.scale * keep;
+      if (scale === 0 && idle) continue;
       const perResidual = guess.on && !guess.pooled[k];
       const out = await c.graph.run({
         ...cnConditions, sample, timestep: timestepFeed(c.graph, t, rows), controlnet_cond: images[k]!,
@@ -132,17 +136,23 @@ export function controlResiduals(model: LoadedModel, p: PipelineParams, conditio
         conditioning_scale: { data: Float32Array.of(perResidual ? 1 : scale), dims: [] },
       });
       const scales = perResidual ? guessModeScales(Object.keys(out), scale) : null;
+      // The session's outputs are fresh arrays: scale and sum in place (same float32 rounding as new arrays).
       for (const [name, v] of Object.entries(out)) {
         const target = residualTarget(name);
         const s = scales?.get(name);
-        const data = s === undefined ? v.data : v.data.map((x) => x * s);
+        if (s !== undefined) for (let j = 0; j < v.data.length; j++) v.data[j] = v.data[j]! * s;
         const prev = sum[target];
-        sum[target] = prev ? { data: prev.data.map((x, j) => x + data[j]!), dims: prev.dims } : { data, dims: v.dims };
+        if (prev) for (let j = 0; j < prev.data.length; j++) prev.data[j] = prev.data[j]! + v.data[j]!;
+        else sum[target] = { data: v.data, dims: v.dims };
       }
     }
-    if (!condOnly) return sum;
-    // The unconditional half gets no control: zeros first, as diffusers' torch.cat([zeros_like(d), d]).
-    return Object.fromEntries(Object.entries(sum).map(([k, v]) => [k, catBatch([{ data: new Float32Array(v.data.length), dims: v.dims }, v])]));
+    if (Object.keys(sum).length === 0) return idle!;
+    // Guess mode: the unconditional half gets no control, zeros first, as diffusers' torch.cat([zeros_like(d), d]).
+    const result = condOnly
+      ? Object.fromEntries(Object.entries(sum).map(([k, v]) => [k, catBatch([{ data: new Float32Array(v.data.length), dims: v.dims }, v])]))
+      : sum;
+    idle ??= Object.fromEntries(Object.entries(result).map(([k, v]) => [k, { data: new Float32Array(v.data.length), dims: v.dims }]));
+    return result;
   };
 }
 
