@@ -2,7 +2,7 @@
  * `sdbot generate`: run one job from the terminal, in-process on a model folder (or through a deployment's queue
  * with --queue), write one PNG per image and print a one-line JSON summary with the timings.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -271,18 +271,10 @@ export function modelEntry(o: GenerateOptions, id: string): ModelEntry {
 /** The same job through the queue: the model id is the folder name, as the engine worker names it. */
 async function runThroughQueue(o: GenerateOptions, redisUrl: string, request: GenerationRequest): Promise<Record<string, unknown>> {
   const t0 = performance.now();
-  // Input images travel as bytes: the engine may run on another machine.
   if (o.depthEstimator) throw new InvalidArgumentError("--depth-estimator works in-process only: with --queue, set the model's \"depthEstimator\" in the worker's models file");
-  const inline = (ref: GenerationRequest['initImage']) => (ref?.kind === 'file' ? { kind: 'bytes' as const, base64: readFileSync(ref.path).toString('base64') } : ref);
-  const portable: GenerationRequest = {
-    ...request,
-    initImage: inline(request.initImage),
-    maskImage: inline(request.maskImage),
-    depthImage: inline(request.depthImage),
-    controlImage: inline(request.controlImage),
-    controls: request.controls.map((c) => ({ ...c, image: inline(c.image)! })),
-  };
-  const pngs = await submitAndWait(redisUrl, portable, (u) => {
+  // File references need no inlining here: the queue client stores every input image in Redis on submit, so an engine
+  // on another machine gets the bytes.
+  const pngs = await submitAndWait(redisUrl, request, (u) => {
     if (u.type === 'queued') console.error(`queued at position ${u.position}`);
     else if (u.type === 'progress') console.error(`step ${u.step}/${u.total}`);
   });
