@@ -62,7 +62,7 @@ function preprocessor(v: string): ControlPreprocess {
 }
 
 /** `--controlnet model` means the model folder's own controlnet/ (or its first attached one). */
-export const OWN_CONTROLNET = 'model';
+const OWN_CONTROLNET = 'model';
 
 function asList<T>(v: T | T[] | undefined): T[] {
   return v === undefined ? [] : Array.isArray(v) ? v : [v];

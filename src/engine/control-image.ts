@@ -16,7 +16,7 @@ import { BadRequestError, type ControlPreprocess } from '../queue/job.js';
 const f32 = Math.fround;
 
 /** MidasDetector's depth picture: per-image min–max to 0…255 (truncated), grey RGB. */
-export function depthToControlImage(depth: DepthMap): RgbImage {
+function depthToControlImage(depth: DepthMap): RgbImage {
   let min = Infinity;
   let max = -Infinity;
   for (const v of depth.data) {

@@ -20,7 +20,7 @@ export interface ControlNetEntry {
 /** The UNet ControlNet graph's inputs (SD3 ControlNets have their own, see pipelines/sd3-controlnet.ts). */
 export const UNET_CONTROLNET_INPUTS: readonly string[] = ['sample', 'timestep', 'encoder_hidden_states', 'controlnet_cond', 'conditioning_scale'];
 /** An SDXL ControlNet (ControlNetModel with addition_embed_type "text_time") also takes the UNet's added conditions. */
-export const SDXL_CONTROLNET_INPUTS: readonly string[] = [...UNET_CONTROLNET_INPUTS, 'text_embeds', 'time_ids'];
+const SDXL_CONTROLNET_INPUTS: readonly string[] = [...UNET_CONTROLNET_INPUTS, 'text_embeds', 'time_ids'];
 /** The ControlNet inputs a model family's UNet pipeline feeds. */
 export function controlNetInputs(family: string): readonly string[] {
   return family === 'sdxl' ? SDXL_CONTROLNET_INPUTS : UNET_CONTROLNET_INPUTS;
@@ -134,7 +134,7 @@ export function checkControlNetFits(cn: ModelGraph, unet: ModelGraph, labels: { 
  * force guess mode. Read once per graph file (config.json next to model.onnx); no config means false.
  */
 const poolConditions = new Map<string, boolean>();
-export function globalPoolConditions(graph: ModelGraph): boolean {
+function globalPoolConditions(graph: ModelGraph): boolean {
   let v = poolConditions.get(graph.path);
   if (v === undefined) {
     const path = join(dirname(graph.path), 'config.json');

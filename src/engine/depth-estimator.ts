@@ -39,7 +39,7 @@ export async function loadDepthEstimator(dir: string, providers: readonly Provid
 }
 
 /** DPTImageProcessor: PIL resize of the uint8 image (aspect ignored), rescale, normalise, NCHW. */
-export function dptPixelValues(img: { rgb: Uint8Array; width: number; height: number }, config: JsonObject): Tensor {
+function dptPixelValues(img: { rgb: Uint8Array; width: number; height: number }, config: JsonObject): Tensor {
   const size = (config['size'] ?? { height: 384, width: 384 }) as { height: number; width: number };
   if (config['keep_aspect_ratio'] === true) throw new BadRequestError('Depth estimators that keep the aspect ratio are not supported yet.');
   const filter = PIL_FILTERS[Number(config['resample'] ?? 3)] ?? 'bicubic';

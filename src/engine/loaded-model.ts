@@ -55,7 +55,7 @@ export interface LoadedModel {
 }
 
 /** What a models-file entry adds to a model folder. */
-export interface ModelExtras {
+interface ModelExtras {
   controlnets?: readonly ControlNetEntry[];
   /** A folder with depth_estimator/ + feature_extractor/ (e.g. an SD2-depth model folder). */
   depthEstimator?: string;

@@ -98,7 +98,7 @@ describe('validator', () => {
     expect((await draft('--noise-level 300 --mode variation', { images: { image: img } })).request).toMatchObject({ kind: 'variation', noiseLevel: 300 });
     expect((await draft('', { options: { mode: 'upscale' }, images: { image: img } })).request).toMatchObject({ noiseLevel: null });
     await fails('a fox --noise-level 10', /applies to `--mode upscale` and `--mode variation` only/);
-    await fails('a fox --noise-level 1000', /noise/i);
+    await fails('a fox --noise-level 1000', /--noise-level` must be a whole number from 0 to 999/);
   });
   it('turns a control image into a ControlNet job on the ControlNet model', async () => {
     const img = { url: 'https://cdn.discordapp.com/a.png' };

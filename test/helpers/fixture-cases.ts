@@ -129,7 +129,7 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
  * The fixture tolerances (test/fixtures/models/README.md): final latents within 2e-3 + 1e-3·|ref|, each image the
  * reference PNG's size and within 2/255 per channel.
  */
-export async function expectMatchesCase(c: FixtureCase, out: PipelineOutput | undefined, images: readonly { png: Uint8Array }[]): Promise<void> {
+async function expectMatchesCase(c: FixtureCase, out: PipelineOutput | undefined, images: readonly { png: Uint8Array }[]): Promise<void> {
   expect(out, `${c.id}: the pipeline produced no output`).toBeDefined();
   expect(out!.latents.dims).toEqual(c.outputs.latents_shape);
   expect(worstRatio(out!.latents.data, flatten(c.outputs.latents), 2e-3, 1e-3)).toBeLessThanOrEqual(1);

@@ -15,11 +15,11 @@ import { FIXTURE_MODELS } from './fixture-cases.js';
 import { startRedis, type TestRedis } from './redis-server.js';
 
 /** Fixture models the stacks serve, as the core's catalog should see them (64×64, SD 1.5). */
-const CATALOG: Record<string, ModelInfo> = {
+const CATALOG = {
   'tiny-sd15': { id: 'tiny-sd15', family: 'sd15', role: 'base', defaultSize: { width: 64, height: 64 }, isDefault: true },
   'tiny-sd15-inpaint': { id: 'tiny-sd15-inpaint', family: 'sd15', role: 'inpaint', defaultSize: { width: 64, height: 64 } },
   'tiny-sd15-controlnet': { id: 'tiny-sd15-controlnet', family: 'sd15', role: 'controlnet', defaultSize: { width: 64, height: 64 } },
-};
+} satisfies Record<string, ModelInfo>;
 export type StackModel = keyof typeof CATALOG;
 
 export interface TinyEngineStack {

@@ -18,7 +18,7 @@ export function imageSlots(pictures: readonly RemoteImage[], text = ''): Imagine
 }
 
 /** Whether the text carries a ControlNet flag. Bad flags count as none: `prepare` reports them on the same text. */
-export function asksForControlNet(text: string): boolean {
+function asksForControlNet(text: string): boolean {
   try {
     const { values } = splitFlags(text);
     return values.has('control') || values.has('control_scale') || values.has('control_mode');

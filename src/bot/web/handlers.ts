@@ -56,7 +56,7 @@ function splitCommand(text: string): { command: string; rest: string } {
 }
 
 /** What a message carries: pictures in order (image, inpaint mask), and one for the control-image slot. */
-export interface SentPictures {
+interface SentPictures {
   images: WireImage[];
   control?: WireImage;
 }

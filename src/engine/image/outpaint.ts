@@ -15,11 +15,11 @@ export interface OutpaintPads {
 }
 
 /** A pan grows the picture by this fraction of its length along the pan's axis. */
-export const PAN_FRACTION = 0.5;
+const PAN_FRACTION = 0.5;
 /** A pan stops before the picture gets longer than this many times its other side. */
 export const MAX_PAN_ASPECT = 4;
 /** Largest canvas built (a zoom-out shrinks it back to the output size afterwards): 64 MB of RGB. */
-export const MAX_CANVAS_PIXELS = 4 * 2048 * 2048;
+const MAX_CANVAS_PIXELS = 4 * 2048 * 2048;
 
 /** Nearest multiple of 8, halves up: latents are 1/8 of the image, so sides stay whole latents. */
 function round8(x: number): number {

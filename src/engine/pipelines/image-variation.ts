@@ -19,7 +19,7 @@ import { BadRequestError } from '../../queue/job.js';
 const f32 = Math.fround;
 
 /** diffusers' default noise_level for StableUnCLIPImg2ImgPipeline. */
-export const DEFAULT_UNCLIP_NOISE_LEVEL = 0;
+const DEFAULT_UNCLIP_NOISE_LEVEL = 0;
 
 export async function runImageVariation(model: LoadedModel, p: PipelineParams): Promise<PipelineOutput> {
   const { info } = model;

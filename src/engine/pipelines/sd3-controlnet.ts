@@ -21,8 +21,8 @@ import { sliceBatch, type Tensor } from '../tensor.js';
 import { BadRequestError } from '../../queue/job.js';
 import { timestepFeed, vaeEncodeSample } from './steps.js';
 
-export const RESIDUAL_INPUT = 'block_controlnet_hidden_states.';
-export const CONTROL_OUTPUT = 'controlnet_block_samples.';
+const RESIDUAL_INPUT = 'block_controlnet_hidden_states.';
+const CONTROL_OUTPUT = 'controlnet_block_samples.';
 /** The graph inputs every SD3 ControlNet has (encoder_hidden_states only when its config has text tokens). */
 export const SD3_CONTROLNET_INPUTS: readonly string[] = ['hidden_states', 'controlnet_cond', 'pooled_projections', 'timestep', 'conditioning_scale'];
 /** SD3ControlNetModel config keys that diffusers writes from 0.32.0 on (SD3.5 ControlNets). */
@@ -74,7 +74,7 @@ function numbered(names: Iterable<string>, prefix: string): { name: string; inde
 }
 
 /** The transformer's ControlNet residual inputs. */
-export interface Sd3ResidualInputs {
+interface Sd3ResidualInputs {
   inputs: { name: string; index: number }[];
   /** Joint blocks (num_layers). */
   layers: number;
