@@ -14,10 +14,9 @@ import type { LoadedModel } from '../loaded-model.js';
 import type { Scheduler } from '../sampling/scheduler.js';
 import { flowImg2ImgStart } from '../sampling/samplers/flow-match-euler.js';
 import type { TorchGenerator } from '../sampling/torch-rng.js';
-import { catChannels, repeatBatch, type Tensor } from '../tensor.js';
+import type { Tensor } from '../tensor.js';
 import { BadRequestError } from '../../queue/job.js';
-import { randnPerImage, vaeEncodeSample } from './steps.js';
-import { blendKnownRegion, maskImage, nearestDownsample } from './stable-diffusion.js';
+import { blendKnownRegion, inpaintChannels, prepareInpaintLatents } from './stable-diffusion.js';
 
 /** Transformer input channels of an SD3 inpainting fine-tune: latents + mask + masked-image latents. */
 export function isSd3InpaintTransformer(model: LoadedModel): boolean {
@@ -38,32 +37,19 @@ export async function prepareSd3Inpaint(
   generators: readonly TorchGenerator[], latentShape: readonly number[], cfg: boolean,
 ): Promise<Sd3InpaintStart> {
   const { info } = model;
-  const vae = model.vaeEncoder;
-  if (!vae) throw new BadRequestError(`${info.name} has no vae_encoder, so it cannot inpaint.`);
+  if (!model.vaeEncoder) throw new BadRequestError(`${info.name} has no vae_encoder, so it cannot inpaint.`);
   const concat = isSd3InpaintTransformer(model);
   if (!concat && info.unetInChannels !== info.latentChannels) {
     throw new BadRequestError(`${info.name}'s transformer takes ${info.unetInChannels} channels: SD3 inpainting needs ${info.latentChannels} or ${info.latentChannels * 2 + 1}.`);
   }
-  const n = generators.length;
   const tStart = flowImg2ImgStart(steps, strength) * scheduler.order;
   const timesteps = scheduler.timesteps.slice(tStart);
   if (timesteps.length === 0) throw new BadRequestError(`Strength ${strength} with ${steps} steps leaves no denoising step: raise one of them.`);
   scheduler.setBeginIndex(tStart);
 
-  const strengthMax = strength === 1;
-  const g0 = generators[0]!;
-  const imageLatents = !concat || !strengthMax
-    ? repeatBatch(await vaeEncodeSample(vae, init, g0, info.scalingFactor, info.shiftFactor), n)
-    : null;
-  const noise = randnPerImage(generators, latentShape);
-  const latents = strengthMax ? noise : { data: scheduler.addNoise(imageLatents!.data, noise.data, timesteps[0]!), dims: noise.dims };
-  const masked = repeatBatch(await vaeEncodeSample(vae, maskImage(init, mask), g0, info.scalingFactor, info.shiftFactor), n);
-  const maskLatent = repeatBatch(nearestDownsample(mask, latentShape[1]!, latentShape[2]!), n);
-
-  if (concat) {
-    const rows = cfg ? 2 : 1;
-    const extra = [repeatBatch(maskLatent, rows), repeatBatch(masked, rows)];
-    return { timesteps, latents, buildInput: (x) => catChannels([x, ...extra]) };
-  }
-  return { timesteps, latents, afterStep: (i, x) => blendKnownRegion(scheduler, x, imageLatents!, noise, maskLatent, timesteps, i) };
+  // The same draws and latents as SD1.x/SDXL inpaint (initNoiseSigma is 1 for the flow schedulers).
+  const start = await prepareInpaintLatents(model, init, mask, { scheduler, timesteps, generators, latentShape, strength, inpaintUnet: concat });
+  const { latents, imageLatents, initialNoise, maskLatent, maskedImageLatents } = start;
+  if (concat) return { timesteps, latents, buildInput: inpaintChannels(maskLatent, maskedImageLatents, cfg ? 2 : 1) };
+  return { timesteps, latents, afterStep: (i, x) => blendKnownRegion(scheduler, x, imageLatents!, initialNoise, maskLatent, timesteps, i) };
 }

@@ -206,7 +206,7 @@ export interface InpaintLatents {
  */
 export async function prepareInpaintLatents(
   model: LoadedModel, init: Tensor, mask: Tensor,
-  o: { scheduler: Scheduler; timesteps: readonly number[]; generators: TorchGenerator[]; latentShape: number[]; strength: number; inpaintUnet: boolean },
+  o: { scheduler: Scheduler; timesteps: readonly number[]; generators: readonly TorchGenerator[]; latentShape: readonly number[]; strength: number; inpaintUnet: boolean },
 ): Promise<InpaintLatents> {
   const { info } = model;
   const n = o.generators.length;
