@@ -9,7 +9,7 @@ import { createScheduler, img2imgTimesteps } from '../sampling/index.js';
 import { TorchGenerator } from '../sampling/torch-rng.js';
 import { catBatch, catChannels, repeatBatch, sliceBatch, type Tensor } from '../tensor.js';
 import { interpolateBicubic } from '../image/torch-interpolate.js';
-import { denoise, encodeClip, noiseSampler, randnPerImage, runDenoiser, vaeDecode, vaeEncodeSample } from './steps.js';
+import { denoise, encodePromptBatch, noiseSampler, randnPerImage, runDenoiser, vaeDecode, vaeEncodeSample } from './steps.js';
 import type { PipelineOutput, PipelineParams } from './types.js';
 import { BadRequestError } from '../../queue/job.js';
 
@@ -52,11 +52,7 @@ export async function runDepth2Img(model: LoadedModel, p: PipelineParams): Promi
 
   let t0 = performance.now();
   const cfg = p.guidance > 1;
-  const cond = await encodeClip(model.tokenizer!, model.textEncoder!, p.prompt, 'last');
-  if (cond.truncated) notes.push(`Prompt cut at ${model.tokenizer!.maxLength} tokens; dropped: "${cond.droppedText}"`);
-  const embeds = cfg
-    ? catBatch([repeatBatch((await encodeClip(model.tokenizer!, model.textEncoder!, p.negativePrompt ?? '', 'last')).hidden, n), repeatBatch(cond.hidden, n)])
-    : repeatBatch(cond.hidden, n);
+  const embeds = await encodePromptBatch(model, p.prompt, p.negativePrompt, n, cfg, notes);
   const textMs = performance.now() - t0;
 
   const depth = repeatBatch(await depthCondition(model, p, lh, lw), n * (cfg ? 2 : 1));

@@ -12,7 +12,7 @@ import { encodeImage, noiseImageEmbeds } from '../image-conditioning.js';
 import { createScheduler } from '../sampling/index.js';
 import { TorchGenerator } from '../sampling/torch-rng.js';
 import { catBatch, repeatBatch, sliceBatch, type Tensor } from '../tensor.js';
-import { denoise, encodeClip, noiseSampler, runDenoiser, startNoise, vaeDecode } from './steps.js';
+import { denoise, encodePromptBatch, noiseSampler, runDenoiser, startNoise, vaeDecode } from './steps.js';
 import type { PipelineOutput, PipelineParams } from './types.js';
 import { BadRequestError } from '../../queue/job.js';
 
@@ -38,11 +38,7 @@ export async function runImageVariation(model: LoadedModel, p: PipelineParams): 
 
   // 1. Prompt (empty by default): [negative × n, prompt × n]; "" when no negative prompt is given.
   let t0 = performance.now();
-  const text = await encodeClip(model.tokenizer!, model.textEncoder!, p.prompt, 'last');
-  if (text.truncated) notes.push(`Prompt cut at ${model.tokenizer!.maxLength} tokens; dropped: "${text.droppedText}"`);
-  const embeds = cfg
-    ? catBatch([repeatBatch((await encodeClip(model.tokenizer!, model.textEncoder!, p.negativePrompt ?? '', 'last')).hidden, n), repeatBatch(text.hidden, n)])
-    : repeatBatch(text.hidden, n);
+  const embeds = await encodePromptBatch(model, p.prompt, p.negativePrompt, n, cfg, notes);
 
   // 2. Image embedding, noised with generator 0; the negative half of CFG is all zeros (noise-level part included).
   const generators = p.seeds.map((s) => new TorchGenerator(s));

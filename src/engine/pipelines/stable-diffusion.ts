@@ -11,7 +11,7 @@ import type { Scheduler } from '../sampling/scheduler.js';
 import { TorchGenerator } from '../sampling/torch-rng.js';
 import { catBatch, catChannels, repeatBatch, sliceBatch, type Tensor } from '../tensor.js';
 import {
-  denoise, encodeClip, noiseSampler, randnPerImage, runDenoiser, startNoise, timestepFeed, vaeDecode, vaeEncodeSample,
+  denoise, encodePromptBatch, noiseSampler, randnPerImage, runDenoiser, startNoise, timestepFeed, vaeDecode, vaeEncodeSample,
 } from './steps.js';
 import type { PipelineParams, PipelineOutput } from './types.js';
 import { BadRequestError } from '../../queue/job.js';
@@ -29,13 +29,8 @@ export async function runStableDiffusion(model: LoadedModel, p: PipelineParams):
 
   // 1. Prompt: [uncond × n, cond × n]. SD1/SD2 encode "" when no negative prompt is given.
   let t0 = performance.now();
-  const textEncoder = model.textEncoder!;
-  const cond = await encodeClip(model.tokenizer!, textEncoder, p.prompt, 'last');
-  if (cond.truncated) notes.push(`Prompt cut at ${model.tokenizer!.maxLength} tokens; dropped: "${cond.droppedText}"`);
   const cfg = p.guidance > 1;
-  const embeds = cfg
-    ? catBatch([repeatBatch((await encodeClip(model.tokenizer!, textEncoder, p.negativePrompt ?? '', 'last')).hidden, n), repeatBatch(cond.hidden, n)])
-    : repeatBatch(cond.hidden, n);
+  const embeds = await encodePromptBatch(model, p.prompt, p.negativePrompt, n, cfg, notes);
   timing.textMs = performance.now() - t0;
 
   // 2. Schedule (img2img and inpaint slice it by strength).

@@ -2,7 +2,7 @@
  * Steps shared by every pipeline recipe: prompt encoding, VAE encode/decode, the batched UNet call, classifier-free
  * guidance and the denoising loop. Arithmetic mirrors torch's float32 elementwise ops (each op rounded to float32).
  */
-import type { PromptTokenizer } from '../loaded-model.js';
+import type { LoadedModel, PromptTokenizer } from '../loaded-model.js';
 import type { ModelGraph } from '../onnx/session.js';
 import { RotatingBuffers, type Scheduler, type NoiseSampler } from '../sampling/scheduler.js';
 import { noiseStream, type NoiseStream } from '../sampling/noise-stream.js';
@@ -28,6 +28,23 @@ export interface EncodedText {
  * Runs one CLIP text encoder on a prompt. `layer` picks the features: 'last' = last_hidden_state (SD1/SD2),
  * 'penultimate' = hidden_states[-2] (SDXL, SD3).
  */
+/**
+ * The SD 1.x/2.x text conditioning of the model batch from the folder's one text encoder (last hidden state):
+ * [negative × n, prompt × n] with CFG ("" when no negative prompt is given, as diffusers), else prompt × n. A cut
+ * prompt is noted.
+ */
+export async function encodePromptBatch(
+  model: LoadedModel, prompt: string, negativePrompt: string | null, n: number, cfg: boolean, notes: string[],
+): Promise<Tensor> {
+  const tokenizer = model.tokenizer!;
+  const encoder = model.textEncoder!;
+  const cond = await encodeClip(tokenizer, encoder, prompt, 'last');
+  if (cond.truncated) notes.push(`Prompt cut at ${tokenizer.maxLength} tokens; dropped: "${cond.droppedText}"`);
+  if (!cfg) return repeatBatch(cond.hidden, n);
+  const uncond = await encodeClip(tokenizer, encoder, negativePrompt ?? '', 'last');
+  return catBatch([repeatBatch(uncond.hidden, n), repeatBatch(cond.hidden, n)]);
+}
+
 export async function encodeClip(tokenizer: PromptTokenizer, encoder: ModelGraph, text: string, layer: 'last' | 'penultimate'): Promise<EncodedText> {
   const enc = tokenizer.encodeForModel(text);
   const out = await encoder.run({ input_ids: { ints: enc.ids, dims: [1, enc.ids.length] } });

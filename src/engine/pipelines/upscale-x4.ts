@@ -10,7 +10,7 @@ import { createScheduler, effectiveConfig } from '../sampling/index.js';
 import { alphasCumprod } from '../sampling/noise-schedule.js';
 import { TorchGenerator } from '../sampling/torch-rng.js';
 import { catBatch, catChannels, repeatBatch, sliceBatch, type Tensor } from '../tensor.js';
-import { denoise, encodeClip, noiseSampler, randnPerImage, runDenoiser, vaeDecode } from './steps.js';
+import { denoise, encodePromptBatch, noiseSampler, randnPerImage, runDenoiser, vaeDecode } from './steps.js';
 import type { PipelineOutput, PipelineParams } from './types.js';
 import { BadRequestError } from '../../queue/job.js';
 
@@ -36,11 +36,7 @@ export async function runUpscaleX4(model: LoadedModel, p: PipelineParams): Promi
 
   let t0 = performance.now();
   const cfg = p.guidance > 1;
-  const cond = await encodeClip(model.tokenizer!, model.textEncoder!, p.prompt, 'last');
-  if (cond.truncated) notes.push(`Prompt cut at ${model.tokenizer!.maxLength} tokens; dropped: "${cond.droppedText}"`);
-  const embeds = cfg
-    ? catBatch([repeatBatch((await encodeClip(model.tokenizer!, model.textEncoder!, p.negativePrompt ?? '', 'last')).hidden, n), repeatBatch(cond.hidden, n)])
-    : repeatBatch(cond.hidden, n);
+  const embeds = await encodePromptBatch(model, p.prompt, p.negativePrompt, n, cfg, notes);
   const textMs = performance.now() - t0;
 
   // Noise the low-res image (first draw of each generator) with the low_res_scheduler's DDPM add_noise.
