@@ -144,15 +144,18 @@ export async function loadModel(dir: string, providers: readonly Provider[] = ['
   let imageConditioning: ImageConditioning | null = null;
   try {
     const sd3 = info.family === 'sd3';
-    // Each check throws, naming both graphs, when the ControlNet's outputs cannot feed the denoiser's residual inputs.
-    if (sd3 && controlnet) {
-      const config = readSd3ControlNetConfig(controlnet.path);
-      checkSd3ControlNet(info, unet, controlnet, config, { controlnet: `${info.name}/controlnet`, model: info.name, ownFolder: true });
-      sd3ControlNetConfigs.set(controlnet, config);
-    } else if (controlnet) {
-      expectUnetControlNetInputs(controlnet, info, `${info.name}/controlnet`);
-      checkControlNetFits(controlnet, unet, { controlnet: `${info.name}/controlnet`, model: info.name });
-    }
+    // Throws, naming both graphs, when the ControlNet's outputs cannot feed the denoiser's residual inputs.
+    const checkControlNet = (graph: ModelGraph, path: string, labels: { controlnet: string; model: string }, ownFolder: boolean) => {
+      if (sd3) {
+        const config = readSd3ControlNetConfig(path);
+        checkSd3ControlNet(info, unet, graph, config, { ...labels, ownFolder });
+        sd3ControlNetConfigs.set(graph, config);
+      } else {
+        expectUnetControlNetInputs(graph, info, labels.controlnet);
+        checkControlNetFits(graph, unet, labels);
+      }
+    };
+    if (controlnet) checkControlNet(controlnet, controlnet.path, { controlnet: `${info.name}/controlnet`, model: info.name }, true);
     for (const entry of extras.controlnets ?? []) {
       if (controlnets.has(entry.id)) throw new ModelFolderError(`${info.name}: two ControlNets have the id "${entry.id}"`);
       if (info.family !== 'sd' && info.family !== 'sdxl' && !sd3) throw new ModelFolderError(`ControlNet ${entry.id}: only SD 1.x / 2.x, SDXL and SD3 / SD3.5 models take ControlNets here, ${info.name} is ${info.family}`);
@@ -164,14 +167,7 @@ export async function loadModel(dir: string, providers: readonly Provider[] = ['
         throw new ModelFolderError(`ControlNet ${labels.controlnet} cannot be used with ${info.name} (${info.family}): ${e.message}`);
       });
       releases.push(held.release);
-      if (sd3) {
-        const config = readSd3ControlNetConfig(path);
-        checkSd3ControlNet(info, unet, held.graph, config, { ...labels, ownFolder: false });
-        sd3ControlNetConfigs.set(held.graph, config);
-      } else {
-        expectUnetControlNetInputs(held.graph, info, labels.controlnet);
-        checkControlNetFits(held.graph, unet, labels);
-      }
+      checkControlNet(held.graph, path, labels, false);
       controlnets.set(entry.id, held.graph);
     }
     imageConditioning = info.components.has('image_encoder') ? await loadImageConditioning(info.dir, unet, providers) : null;

@@ -17,7 +17,7 @@ import type { PipelineOutput, PipelineParams } from './types.js';
 import { BadRequestError } from '../../queue/job.js';
 import { num } from '../model-folder.js';
 import { isSd3InpaintTransformer, prepareSd3Inpaint, type Sd3InpaintStart } from './sd3-inpaint.js';
-import { controlFeeds, controlLatents, jointControlConfig, readSd3ControlNetConfig, sd3ResidualInputs, type Sd3Control } from './sd3-controlnet.js';
+import { controlFeeds, controlLatents, jointControlConfig, sd3ResidualInputs, type Sd3Control } from './sd3-controlnet.js';
 
 interface Sd3Text {
   /** [1, 77 + L, joint] (77 + 77 zeros without T5). */
@@ -122,7 +122,12 @@ export async function runStableDiffusion3(model: LoadedModel, p: PipelineParams)
   // step; zeros when the transformer takes residuals but this job has no control image.
   const residualInputs = sd3ResidualInputs(info, model.unet);
   if (sd3Control && !residualInputs) throw new BadRequestError(`${info.name}'s transformer takes no ControlNet residuals.`);
-  const controlConfig = jointControlConfig(sd3Controls.map((c) => model.sd3ControlNetConfigs.get(c.graph) ?? readSd3ControlNetConfig(c.graph.path)));
+  // Every SD3 ControlNet's config was read and checked at load (loaded-model.ts); no file I/O per job.
+  const controlConfig = jointControlConfig(sd3Controls.map((c) => {
+    const config = model.sd3ControlNetConfigs.get(c.graph);
+    if (!config) throw new Error(`${c.graph.path}: this ControlNet was not checked when ${info.name} loaded`);
+    return config;
+  }));
   const controls: Sd3Control[] = [];
   if (sd3Control) {
     if (!model.vaeEncoder) throw new BadRequestError(`${info.name} has no vae_encoder, which an SD3 ControlNet needs for its control image.`);
