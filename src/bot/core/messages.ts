@@ -2,7 +2,7 @@
  * The message model every adapter renders in its own platform's terms: a headline, plain lines (backticks mark
  * code), images and rows of buttons. The core decides what to say; adapters decide how it looks.
  */
-import type { GenerationRequest } from '../../queue/job.js';
+import { requestControls, type GenerationRequest } from '../../queue/job.js';
 import type { EncodedUpload } from '../../engine/image/index.js';
 
 export type ButtonStyle = 'primary' | 'secondary' | 'success' | 'danger';
@@ -78,7 +78,7 @@ export function captionLine(request: GenerationRequest, size: { width: number; h
     size ? `${size.width}×${size.height}` : '',
     request.kind !== 'txt2img' ? request.kind : '',
     // img2img / inpaint steered by a control image say so (a "controlnet" job already does).
-    request.kind !== 'controlnet' && (request.controlImage || request.controls.length > 0) ? `ControlNet${request.controlGuessMode ? ' (guess mode)' : ''}` : '',
+    request.kind !== 'controlnet' && requestControls(request).length > 0 ? `ControlNet${request.controlGuessMode ? ' (guess mode)' : ''}` : '',
     request.kind === 'controlnet' && request.controlGuessMode ? 'guess mode' : '',
     formatSeconds(elapsedMs),
   ];
