@@ -25,6 +25,17 @@ describe('noiseStream', () => {
     }
   });
 
+  it('starts drawing in the worker before the first draw when the sampler draws every step', async () => {
+    const gens = [new TorchGenerator(11n), new TorchGenerator(12n)];
+    gens[0]!.randn([3]); // a generator mid-stream, with a cached normal, as after the latents' draw
+    const ref = gens.map((g) => TorchGenerator.fromState(g.getState()));
+    const shape = [4, 6, 6];
+    const stream = noiseStream(gens, shape, 16);
+    await stream.prepare(5);
+    for (let k = 0; k < 5; k++) expect(Float32Array.from(stream())).toEqual(inlineDraw(ref, shape));
+    stream.close();
+  });
+
   it('draws in place below the worker threshold', async () => {
     const stream = noiseStream([new TorchGenerator(5n)], [4, 2, 2]);
     await stream.prepare();

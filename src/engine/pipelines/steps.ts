@@ -247,7 +247,7 @@ export interface DenoiseOptions {
   latents: Tensor;
   guidance: number;
   guidanceRescale: number;
-  noise: NoiseSampler & { prepare?: () => Promise<void>; close?: () => void };
+  noise: NoiseSampler & { prepare?: (draws?: number) => Promise<void>; close?: () => void };
   /** Builds the denoiser input from the scaled latents of the CFG batch (e.g. adds inpaint/depth channels). */
   buildInput?: (scaled: Tensor) => Tensor;
   /** Runs the denoiser on the full model batch and returns its prediction. */
@@ -271,7 +271,8 @@ export async function denoise(o: DenoiseOptions): Promise<Tensor> {
   const cfgBatch = cfg ? new Float32Array(x.data.length * 2) : null;
   // Samplers copy what they keep of a model output, so guided predictions can rotate too.
   const guided = new RotatingBuffers();
-  await o.noise.prepare?.();
+  // a sampler that draws noise draws at most once per model call
+  await o.noise.prepare?.(o.scheduler.drawsNoise ? o.timesteps.length : 0);
   try {
     await o.scheduler.prepare?.(x.data.length);
     for (let i = 0; i < o.timesteps.length; i++) {

@@ -8,11 +8,11 @@
 import type { Worker } from 'node:worker_threads';
 import { BrownianTreeNoiseSampler } from './brownian-tree.js';
 import { acquireWorker, releaseWorker, WORKER_MIN_NUMEL } from './noise-stream.js';
-import { CTRL } from './noise-ring.js';
+import { awaitItem, CONTROL_BYTES, releaseBefore, ringSlots, stopProducer } from './noise-ring.js';
 
 const BROWNIAN_WORKER = 'brownian-worker';
-/** Queries a worker may run ahead of the sampler. */
-const SLOTS = 4;
+/** Queries a worker may run ahead of the sampler at least (the ring holds all of a run's when they fit). */
+const MIN_SLOTS = 4;
 /** Per-image trees are independent, so a batch splits across workers; more would only contend for cores. */
 const MAX_WORKERS = 2;
 const WAIT_LIMIT_MS = 60_000;
@@ -46,6 +46,7 @@ export class BrownianNoise {
   private inline: BrownianTreeNoiseSampler | null = null;
   private running: Running[] = [];
   private ring: SharedArrayBuffer | null = null;
+  private slots = MIN_SLOTS;
   private next = 0;
   /** queries answered from the workers (for tests and benchmarks) */
   prefetched = 0;
@@ -66,7 +67,8 @@ export class BrownianNoise {
     if (this.numel < this.minNumel || this.queries.length === 0 || this.ring || seeds.length === 0 || this.numel % seeds.length !== 0) return;
     const perTree = this.numel / seeds.length;
     const groups = Math.min(MAX_WORKERS, seeds.length);
-    const ring = new SharedArrayBuffer(SLOTS * this.numel * 4);
+    const slots = ringSlots(this.queries.length, this.numel, MIN_SLOTS);
+    const ring = new SharedArrayBuffer(slots * this.numel * 4);
     const queries = this.queries.flat();
     try {
       for (let g = 0; g < groups; g++) {
@@ -75,7 +77,7 @@ export class BrownianNoise {
         const worker = await acquireWorker(BROWNIAN_WORKER);
         const job: BrownianJob = {
           sigmaMin: this.sigmaMin, sigmaMax: this.sigmaMax, seeds: seeds.slice(first, end).map(String), perTree,
-          offset: first * perTree, numel: this.numel, queries, slots: SLOTS, ring, control: new SharedArrayBuffer(4 * 4),
+          offset: first * perTree, numel: this.numel, queries, slots, ring, control: new SharedArrayBuffer(CONTROL_BYTES),
         };
         // the worker says it is done (finished or stopped) before it takes another job
         const finished = new Promise((resolve) => worker.once('message', resolve));
@@ -83,6 +85,7 @@ export class BrownianNoise {
         this.running.push({ worker, ctrl: new Int32Array(job.control), finished });
       }
       this.ring = ring;
+      this.slots = slots;
     } catch {
       this.close(); // no worker: the in-thread tree answers
     }
@@ -108,27 +111,16 @@ export class BrownianNoise {
   /** Query k from the ring once every worker has written its part; null when one failed or stopped answering. */
   private take(k: number): Float32Array | null {
     const deadline = performance.now() + WAIT_LIMIT_MS;
-    for (const { ctrl } of this.running) {
-      // release query k - 1: the sampler is done with it once it asks for the next one
-      Atomics.store(ctrl, CTRL.released, k);
-      Atomics.notify(ctrl, CTRL.released);
-    }
-    for (const { ctrl } of this.running) {
-      for (;;) {
-        const produced = Atomics.load(ctrl, CTRL.produced);
-        if (produced > k) break;
-        if (Atomics.load(ctrl, CTRL.failed) || performance.now() > deadline) return null;
-        Atomics.wait(ctrl, CTRL.produced, produced, 100);
-      }
-    }
-    return new Float32Array(this.ring!, (k % SLOTS) * this.numel * 4, this.numel);
+    // release query k - 1: the sampler is done with it once it asks for the next one
+    for (const { ctrl } of this.running) releaseBefore(ctrl, k);
+    for (const { ctrl } of this.running) if (awaitItem(ctrl, k, deadline) !== 'ready') return null;
+    return new Float32Array(this.ring!, (k % this.slots) * this.numel * 4, this.numel);
   }
 
   /** Stops the workers; later queries run in this thread. */
   close(): void {
     for (const { worker, ctrl, finished } of this.running) {
-      Atomics.store(ctrl, CTRL.stop, 1);
-      Atomics.notify(ctrl, CTRL.released);
+      stopProducer(ctrl);
       void finished.then(() => releaseWorker(BROWNIAN_WORKER, worker));
     }
     this.running = [];

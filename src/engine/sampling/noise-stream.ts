@@ -11,7 +11,7 @@
 import { Worker } from 'node:worker_threads';
 import type { NoiseSampler } from './scheduler.js';
 import type { TorchGenerator } from './torch-rng.js';
-import { CTRL, type NoiseJob } from './noise-ring.js';
+import { awaitItem, CONTROL_BYTES, releaseBefore, ringSlots, stopProducer, type NoiseJob } from './noise-ring.js';
 
 /** Below this many values per draw a worker costs more than it saves. */
 export const WORKER_MIN_NUMEL = 16384;
@@ -20,8 +20,13 @@ const WAIT_LIMIT_MS = 60_000;
 const NOISE_WORKER = 'noise-worker';
 
 export interface NoiseStream extends NoiseSampler {
-  /** Gets a worker ready before the loop (its module loading needs this thread's event loop). */
-  prepare(): Promise<void>;
+  /**
+   * Gets a worker ready before the loop (its module loading needs this thread's event loop). `draws`: how many draws
+   * the loop will make, when the sampler draws on every step: the worker then starts drawing at once, from the
+   * generators' current state, into a ring that holds them all (memory permitting). Without it the worker starts
+   * at the first draw, which is made inline.
+   */
+  prepare(draws?: number): Promise<void>;
   close(): void;
 }
 
@@ -70,37 +75,38 @@ export function noiseStream(generators: readonly TorchGenerator[], perImage: rea
   let ring: { job: NoiseJob; ctrl: Int32Array; worker: Worker; next: number } | null = null;
   let worker: Worker | null = null;
 
+  /** Hands the generators' current state to the worker, which draws from there on. */
+  const start = (w: Worker, draws: number): void => {
+    const slots = ringSlots(draws, numel, SLOTS);
+    const job: NoiseJob = {
+      states: generators.map((g) => g.getState()), perImage: [...perImage], numel, slots,
+      ring: new SharedArrayBuffer(slots * numel * 4), control: new SharedArrayBuffer(CONTROL_BYTES),
+    };
+    w.postMessage(job);
+    ring = { job, ctrl: new Int32Array(job.control), worker: w, next: 0 };
+  };
+
   const draw = (() => {
     if (numel < minNumel || (!ring && !worker)) return inline();
     if (!ring) {
       // First draw inline; the worker continues from here.
       const first = inline();
-      const job: NoiseJob = {
-        states: generators.map((g) => g.getState()), perImage: [...perImage], numel, slots: SLOTS,
-        ring: new SharedArrayBuffer(SLOTS * numel * 4), control: new SharedArrayBuffer(4 * 4),
-      };
-      worker!.postMessage(job);
-      ring = { job, ctrl: new Int32Array(job.control), worker: worker!, next: 0 };
+      start(worker!, 0);
       return first;
     }
     const { ctrl, job } = ring;
     const k = ring.next++;
     // Release draw k - 1: the sampler is done with it once it asks for the next one.
-    Atomics.store(ctrl, CTRL.released, k);
-    Atomics.notify(ctrl, CTRL.released);
-    const deadline = performance.now() + WAIT_LIMIT_MS;
-    for (;;) {
-      const produced = Atomics.load(ctrl, CTRL.produced);
-      if (produced > k) break;
-      if (Atomics.load(ctrl, CTRL.failed)) throw new Error('noise worker failed');
-      if (performance.now() > deadline) throw new Error('noise worker stopped answering');
-      Atomics.wait(ctrl, CTRL.produced, produced, 100);
-    }
+    releaseBefore(ctrl, k);
+    const state = awaitItem(ctrl, k, performance.now() + WAIT_LIMIT_MS);
+    if (state === 'failed') throw new Error('noise worker failed');
+    if (state === 'timeout') throw new Error('noise worker stopped answering');
     return new Float32Array(job.ring, (k % job.slots) * numel * 4, numel);
   }) as NoiseStream;
 
-  draw.prepare = async () => {
+  draw.prepare = async (draws = 0) => {
     if (numel >= minNumel && !worker) worker = await acquireWorker(NOISE_WORKER);
+    if (draws > 0 && worker && !ring) start(worker, draws);
   };
   draw.close = () => {
     const w = worker;
@@ -110,8 +116,7 @@ export function noiseStream(generators: readonly TorchGenerator[], perImage: rea
       releaseWorker(NOISE_WORKER, w);
       return;
     }
-    Atomics.store(ring.ctrl, CTRL.stop, 1);
-    Atomics.notify(ring.ctrl, CTRL.released);
+    stopProducer(ring.ctrl);
     ring = null;
     w.once('message', () => releaseWorker(NOISE_WORKER, w));
   };

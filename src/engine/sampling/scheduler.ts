@@ -25,6 +25,11 @@ export interface Scheduler {
   readonly initNoiseSigma: number;
   /** 1, or 2 for samplers that call the model twice per step (Heun, KDPM2…). Used by img2img's timestep slicing. */
   readonly order: number;
+  /**
+   * Whether step() draws from the noise sampler: the pipeline's noise worker then starts drawing before the loop,
+   * so not even the first draw lands between two model runs.
+   */
+  readonly drawsNoise: boolean;
   /** diffusers' set_begin_index: where img2img starts in `timesteps` (index into that array). */
   setBeginIndex(index: number): void;
   /**

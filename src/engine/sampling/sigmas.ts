@@ -250,6 +250,7 @@ export abstract class SigmaScheduler implements Scheduler {
   abstract readonly sigmas: readonly number[];
   abstract readonly initNoiseSigma: number;
   abstract readonly order: number;
+  abstract readonly drawsNoise: boolean;
   readonly timestepsDtype = 'float32' as const;
   private tracker: StepIndex | null = null;
 

@@ -44,6 +44,10 @@ export class DDIMScheduler implements Scheduler {
   private readonly acp: Float32Array;
   private readonly finalAlphaCumprod: number;
   private readonly eta: number;
+  /** Only DDIM with eta > 0 adds noise. */
+  get drawsNoise(): boolean {
+    return this.eta > 0;
+  }
 
   constructor(config: SchedulerConfig, private readonly numInferenceSteps: number) {
     this.config = resolveConfig(ddimDefaults, config);

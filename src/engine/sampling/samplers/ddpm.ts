@@ -40,6 +40,7 @@ export class DDPMScheduler implements Scheduler {
   readonly timestepsDtype = 'int64' as const;
   readonly initNoiseSigma = 1;
   readonly order = 1;
+  readonly drawsNoise = true;
   private readonly acp: Float32Array;
 
   constructor(config: SchedulerConfig, private readonly numInferenceSteps: number) {

@@ -51,8 +51,9 @@ function ind3(t: number, b: number, c: number, d: number): number {
 }
 
 export class DEISMultistepScheduler extends MultistepScheduler {
-    readonly config: typeof deisDefaults & SchedulerConfig;
+  readonly config: typeof deisDefaults & SchedulerConfig;
   readonly timesteps: readonly number[];
+  readonly drawsNoise = false;
   /** The schedule's sigmas plus the final one (float32 values). */
   readonly sigmas: readonly number[];
   private lowerOrderNums = 0;

@@ -48,7 +48,7 @@ export const dpmSolverMultistepDefaults = {
 };
 
 export class DPMSolverMultistepScheduler extends MultistepScheduler {
-    readonly config: typeof dpmSolverMultistepDefaults & SchedulerConfig;
+  readonly config: typeof dpmSolverMultistepDefaults & SchedulerConfig;
   readonly timesteps: readonly number[];
   /** The schedule's sigmas plus the final one (float32 values). */
   readonly sigmas: readonly number[];
@@ -56,6 +56,9 @@ export class DPMSolverMultistepScheduler extends MultistepScheduler {
   private readonly solverType: DpmSolverType;
   private readonly solverOrder: number;
   private lowerOrderNums = 0;
+  get drawsNoise(): boolean {
+    return this.algorithm.startsWith('sde');
+  }
 
   constructor(config: SchedulerConfig, numInferenceSteps: number) {
     super();

@@ -73,6 +73,7 @@ export class DPMSolverSDEScheduler extends SigmaScheduler {
   readonly sigmas: readonly number[];
   readonly initNoiseSigma: number;
   readonly order = 2;
+  readonly drawsNoise = false;
   private readonly predictionType: string;
   private readonly seeds: bigint | bigint[];
   private noise: BrownianNoise | null = null;

@@ -58,7 +58,7 @@ export function singlestepOrders(steps: number, order: number, lowerOrderFinal: 
 }
 
 export class DPMSolverSinglestepScheduler extends MultistepScheduler {
-    readonly config: typeof dpmSolverSinglestepDefaults & SchedulerConfig;
+  readonly config: typeof dpmSolverSinglestepDefaults & SchedulerConfig;
   readonly timesteps: readonly number[];
   /** The schedule's sigmas plus the final one (float32 values). */
   readonly sigmas: readonly number[];
@@ -67,6 +67,9 @@ export class DPMSolverSinglestepScheduler extends MultistepScheduler {
   private readonly orders: readonly number[];
   /** The sample at the start of the current chunk (diffusers' self.sample), a private copy. */
   private chunkStart: Float32Array | null = null;
+  get drawsNoise(): boolean {
+    return this.algorithm === 'sde-dpmsolver++';
+  }
 
   constructor(config: SchedulerConfig, numInferenceSteps: number) {
     super();

@@ -34,6 +34,7 @@ export class EulerAncestralDiscreteScheduler extends SigmaScheduler {
   readonly sigmas: readonly number[];
   readonly initNoiseSigma: number;
   readonly order = 1;
+  readonly drawsNoise = true;
   /** prev = keep[i] * sample + take[i] * model_output + up[i] * noise. */
   private readonly keep: Float64Array;
   private readonly take: Float64Array;

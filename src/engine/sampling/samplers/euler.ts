@@ -45,6 +45,7 @@ export class EulerDiscreteScheduler extends SigmaScheduler {
   readonly sigmas: readonly number[];
   readonly initNoiseSigma: number;
   readonly order = 1;
+  readonly drawsNoise = true;
   /** prev = keep[i] * sample + take[i] * model_output: the Euler update folded into two constants per step. */
   private readonly keep: Float64Array;
   private readonly take: Float64Array;

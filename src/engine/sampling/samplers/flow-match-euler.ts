@@ -73,6 +73,7 @@ export class FlowMatchEulerDiscreteScheduler implements Scheduler {
   readonly sigmas: readonly number[];
   readonly initNoiseSigma = 1;
   readonly order = 1;
+  readonly drawsNoise = false;
   protected readonly index: StepIndex;
   protected readonly lc = new LinearCombiner();
 

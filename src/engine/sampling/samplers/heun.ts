@@ -43,6 +43,7 @@ export class HeunDiscreteScheduler extends SigmaScheduler {
   readonly sigmas: readonly number[];
   readonly initNoiseSigma: number;
   readonly order = 2;
+  readonly drawsNoise = false;
   private readonly predictionType: string;
   /** Clamp range of the denoised estimate, or null when clip_sample is off. */
   private readonly clipRange: number | null;

@@ -47,6 +47,7 @@ export class KDPM2AncestralDiscreteScheduler extends SigmaScheduler {
   private readonly sigmasDown: readonly number[];
   readonly initNoiseSigma: number;
   readonly order = 2;
+  readonly drawsNoise = true;
   private readonly predictionType: string;
   private start: Float32Array | null = null;
   private midpointPending = false;

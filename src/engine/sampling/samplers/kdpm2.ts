@@ -44,6 +44,7 @@ export class KDPM2DiscreteScheduler extends SigmaScheduler {
   readonly sigmasInterpol: readonly number[];
   readonly initNoiseSigma: number;
   readonly order = 2;
+  readonly drawsNoise = false;
   private readonly predictionType: string;
   /** The sample the midpoint step started from, while a step is half done. */
   private start: Float32Array | null = null;

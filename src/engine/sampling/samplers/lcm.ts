@@ -70,6 +70,7 @@ export class LCMScheduler implements Scheduler {
   readonly timestepsDtype = 'int64' as const;
   readonly initNoiseSigma = 1;
   readonly order = 1;
+  readonly drawsNoise = true;
   private readonly acp: Float32Array;
   private readonly finalAlphaCumprod: number;
   private readonly index: StepIndex;

@@ -66,6 +66,7 @@ export class LMSDiscreteScheduler extends SigmaScheduler {
   readonly sigmas: readonly number[];
   readonly initNoiseSigma: number;
   readonly order = 1;
+  readonly drawsNoise = false;
   private readonly predictionType: string;
   /** coefficients[i][j] weighs the derivative of j steps ago at step i. */
   private readonly coefficients: readonly Float64Array[];

@@ -297,6 +297,7 @@ export abstract class MultistepScheduler implements Scheduler {
   readonly initNoiseSigma = 1;
   readonly order = 1;
   abstract readonly timesteps: readonly number[];
+  abstract readonly drawsNoise: boolean;
   abstract readonly sigmas: readonly number[];
   /** Step outputs rotate through three buffers instead of a fresh allocation per step. */
   protected readonly outputs = new RotatingBuffers();

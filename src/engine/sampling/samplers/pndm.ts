@@ -42,6 +42,7 @@ export class PNDMScheduler implements Scheduler {
   readonly timestepsDtype = 'int64' as const;
   readonly initNoiseSigma = 1;
   readonly order = 1;
+  readonly drawsNoise = false;
   private readonly acp: Float32Array;
   private readonly finalAlphaCumprod: number;
   private readonly stride: number;

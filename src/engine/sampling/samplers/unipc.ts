@@ -72,8 +72,9 @@ function solve(a: number[][], b: number[]): number[] {
 }
 
 export class UniPCMultistepScheduler extends MultistepScheduler {
-    readonly config: typeof unipcDefaults & SchedulerConfig;
+  readonly config: typeof unipcDefaults & SchedulerConfig;
   readonly timesteps: readonly number[];
+  readonly drawsNoise = false;
   /** The schedule's sigmas plus the final one (float32 values). */
   readonly sigmas: readonly number[];
   private readonly disabled: ReadonlySet<number>;
