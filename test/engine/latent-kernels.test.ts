@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  guidanceInto, heunFirstInto, heunSecondInto, linearCombinationInto, MAX_TERMS, simdAvailable, x0UpdateInto,
+  bridgeInto, guidanceInto, heunFirstInto, heunSecondInto, linearCombinationInto, MAX_TERMS, simdAvailable, x0UpdateInto,
 } from '../../src/engine/simd/latent-kernels.js';
 
 const f32 = Math.fround;
@@ -66,6 +66,31 @@ describe('latent kernels', () => {
     const [a, b] = [values(n, 1), values(n, 2)];
     const want = Float32Array.from({ length: n }, (_, i) => (0.3 * a[i]! - 1.7 * b[i]!) / 13.1);
     expect(bits(linearCombinationInto([0.3, -1.7], [a, b], 2, new Float32Array(n), 13.1))).toEqual(bits(want));
+  });
+
+  it('one-term combination divided before rounding (Brownian noise over its scale)', () => {
+    for (const n of LENGTHS) {
+      const a = values(n, 5);
+      const want = Float32Array.from(a, (v) => (-1 * v) / 0.37);
+      expect(bits(linearCombinationInto([-1], [a], 1, new Float32Array(n), 0.37))).toEqual(bits(want));
+    }
+  });
+
+  it('Brownian bridge: left = ((w*a)*b) + (sd*z), right = w - left, each op rounded to float32', () => {
+    for (const n of LENGTHS) {
+      const [w, z] = [values(n, 3), values(n, 4)];
+      const [a, b, sd] = [f32(0.731), f32(1 / 3.3), f32(0.4173)];
+      const wantL = new Float32Array(n);
+      const wantR = new Float32Array(n);
+      for (let k = 0; k < n; k++) {
+        wantL[k] = f32(f32(f32(w[k]! * a) * b) + f32(sd * z[k]!));
+        wantR[k] = f32(w[k]! - wantL[k]!);
+      }
+      const [left, right] = [new Float32Array(n), new Float32Array(n)];
+      bridgeInto(w, z, 0.731, 1 / 3.3, 0.4173, left, right);
+      expect(bits(left)).toEqual(bits(wantL));
+      expect(bits(right)).toEqual(bits(wantR));
+    }
   });
 
   it('x0 update with and without clipping and noise', () => {

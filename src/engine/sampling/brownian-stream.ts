@@ -7,7 +7,8 @@
  */
 import type { Worker } from 'node:worker_threads';
 import { BrownianTreeNoiseSampler } from './brownian-tree.js';
-import { acquireWorker, releaseWorker, WORKER_MIN_NUMEL } from './noise-stream.js';
+import { WORKER_MIN_NUMEL } from './noise-stream.js';
+import { acquireWorker, releaseWhenDone } from './worker-pool.js';
 import { awaitItem, CONTROL_BYTES, releaseBefore, ringSlots, stopProducer } from './noise-ring.js';
 
 const BROWNIAN_WORKER = 'brownian-worker';
@@ -121,7 +122,7 @@ export class BrownianNoise {
   close(): void {
     for (const { worker, ctrl, finished } of this.running) {
       stopProducer(ctrl);
-      void finished.then(() => releaseWorker(BROWNIAN_WORKER, worker));
+      releaseWhenDone(BROWNIAN_WORKER, worker, finished);
     }
     this.running = [];
     this.ring = null;

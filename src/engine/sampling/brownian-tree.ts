@@ -14,8 +14,10 @@
  */
 import { SeedSequence } from './seed-sequence.js';
 import { TorchGenerator } from './torch-rng.js';
+import { bridgeInto, linearCombinationInto } from '../simd/latent-kernels.js';
 
 const f32 = Math.fround;
+const ONES = [1, 1];
 
 /** torchsde BrownianTree's defaults, which diffusers does not override. */
 const POOL_SIZE = 24;
@@ -101,10 +103,8 @@ export class BrownianTree {
     const nodes: TreeNode[] = [];
     this.cover(this.root, a, b, nodes);
     const w = Float32Array.from(this.incrementOf(nodes[0]!));
-    for (let i = 1; i < nodes.length; i++) {
-      const wi = this.incrementOf(nodes[i]!);
-      for (let k = 0; k < w.length; k++) w[k] = f32(w[k]! + wi[k]!);
-    }
+    // a float32 sum of two float32 values: the float64 combination 1*w + 1*wi rounded once
+    for (let i = 1; i < nodes.length; i++) linearCombinationInto(ONES, [w, this.incrementOf(nodes[i]!)], 2, w);
     return w;
   }
 
@@ -183,11 +183,7 @@ export class BrownianTree {
     const z = new TorchGenerator(parent.wSeed).randn(this.numel);
     const left = new Float32Array(this.numel);
     const right = new Float32Array(this.numel);
-    for (let k = 0; k < this.numel; k++) {
-      const l = f32(f32(f32(w[k]! * a) * b) + f32(sd * z[k]!));
-      left[k] = l;
-      right[k] = f32(w[k]! - l);
-    }
+    bridgeInto(w, z, a, b, sd, left, right);
     return [left, right];
   }
 
@@ -224,8 +220,12 @@ export class BrownianTreeNoiseSampler {
     const scale = f32(Math.sqrt(Math.abs(f32(sigmaNext - sigma))));
     const per = this.trees.map((t) => t.increment(ta, tb));
     const out = new Float32Array(per.reduce((n, w) => n + w.length, 0));
+    // s * w is exact (s = ±1), so one float64 division rounded once is torch's float32 division
     let o = 0;
-    for (const w of per) for (let k = 0; k < w.length; k++) out[o++] = f32((s * w[k]!) / scale);
+    for (const w of per) {
+      linearCombinationInto([s], [w], 1, out.subarray(o, o + w.length), scale);
+      o += w.length;
+    }
     return out;
   }
 }

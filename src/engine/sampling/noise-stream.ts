@@ -8,10 +8,11 @@
  * generators from their state at that moment; the main-thread generators are not advanced past it, so nothing may
  * draw from them after the loop.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { NoiseSampler } from './scheduler.js';
 import type { TorchGenerator } from './torch-rng.js';
 import { awaitItem, CONTROL_BYTES, releaseBefore, ringSlots, stopProducer, type NoiseJob } from './noise-ring.js';
+import { acquireWorker, releaseWhenDone, releaseWorker } from './worker-pool.js';
 
 /** Below this many values per draw a worker costs more than it saves. */
 export const WORKER_MIN_NUMEL = 16384;
@@ -28,40 +29,6 @@ export interface NoiseStream extends NoiseSampler {
    */
   prepare(draws?: number): Promise<void>;
   close(): void;
-}
-
-/** Loaded workers between jobs, per worker module. */
-const idle = new Map<string, Worker[]>();
-
-/** `name`: a worker module beside this one, without its extension. */
-function spawnWorker(name: string): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL(`./${name}.js`, import.meta.url));
-  // Running from TypeScript sources (CLI, tests, engine children): a worker does not inherit the tsx loader, so its
-  // bootstrap registers it before importing the worker module.
-  const api = import.meta.resolve('tsx/esm/api');
-  const entry = new URL(`./${name}.ts`, import.meta.url).href;
-  const boot = `(async () => { (await import(${JSON.stringify(api)})).register(); await import(${JSON.stringify(entry)}); })()`;
-  return new Worker(boot, { eval: true });
-}
-
-/** A worker of module `name` whose module has loaded (it says 'ready'), from the idle pool or new. */
-export async function acquireWorker(name: string): Promise<Worker> {
-  const pooled = idle.get(name)?.pop();
-  if (pooled) return pooled;
-  const w = spawnWorker(name);
-  w.unref();
-  await new Promise<void>((resolve, reject) => {
-    w.once('message', () => resolve());
-    w.once('error', reject);
-  });
-  return w;
-}
-
-/** Hands a worker back to its pool once it has finished its job (its next message says so). */
-export function releaseWorker(name: string, w: Worker): void {
-  let pool = idle.get(name);
-  if (!pool) idle.set(name, (pool = []));
-  pool.push(w);
 }
 
 export function noiseStream(generators: readonly TorchGenerator[], perImage: readonly number[], minNumel = WORKER_MIN_NUMEL): NoiseStream {
@@ -118,7 +85,7 @@ export function noiseStream(generators: readonly TorchGenerator[], perImage: rea
     }
     stopProducer(ring.ctrl);
     ring = null;
-    w.once('message', () => releaseWorker(NOISE_WORKER, w));
+    releaseWhenDone(NOISE_WORKER, w, new Promise((resolve) => w.once('message', resolve)));
   };
   return draw;
 }

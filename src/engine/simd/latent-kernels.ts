@@ -169,6 +169,32 @@ function heun(second: boolean): WasmFunction {
   };
 }
 
+/**
+ * bridge(end, left, right, w, z, a, b, sd): left = ((w*a)*b) + (sd*z), right = w - left, each op rounded to float32
+ * (the Brownian tree's bridge between a node's increment and its children's, as torch's float32 ops).
+ */
+function bridge(): WasmFunction {
+  const END = 0, LEFT = 1, RIGHT = 2, W = 3, Z = 4, A = 5, B = 6, SD = 7, I = 8, AV = 9, BV = 10, SDV = 11, WV = 12, LV = 13;
+  const at = (base: number) => [...op.get(base), ...op.get(I), ...op.i32Add];
+  return {
+    name: 'bridge',
+    params: [I32, I32, I32, I32, I32, F32, F32, F32],
+    locals: [I32, V128, V128, V128, V128, V128],
+    body: [
+      ...op.get(A), ...simd.f32x4Splat, ...op.set(AV),
+      ...op.get(B), ...simd.f32x4Splat, ...op.set(BV),
+      ...op.get(SD), ...simd.f32x4Splat, ...op.set(SDV),
+      ...loop4(END, I, [
+        ...at(W), ...simd.load(), ...op.set(WV),
+        ...op.get(WV), ...op.get(AV), ...simd.f32x4Mul, ...op.get(BV), ...simd.f32x4Mul,
+        ...op.get(SDV), ...at(Z), ...simd.load(), ...simd.f32x4Mul, ...simd.f32x4Add, ...op.set(LV),
+        ...at(LEFT), ...op.get(LV), ...simd.store(),
+        ...at(RIGHT), ...op.get(WV), ...op.get(LV), ...simd.f32x4Sub, ...simd.store(),
+      ]),
+    ],
+  };
+}
+
 function f64Bytes(v: number): number[] {
   return Array.from(new Uint8Array(Float64Array.of(v).buffer));
 }
@@ -196,7 +222,7 @@ interface Instance {
 function instantiate(): Instance | null {
   const functions = [guidance(), x0Update(false), x0Update(true)];
   for (let k = 1; k <= MAX_TERMS; k++) functions.push(linearCombination(k, false));
-  functions.push(linearCombination(2, true), heun(false), heun(true));
+  functions.push(linearCombination(1, true), linearCombination(2, true), heun(false), heun(true), bridge());
   const api = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
   if (!api) return null;
   try {
@@ -266,13 +292,13 @@ export function guidanceInto(out: Float32Array, guidanceScale: number, res: Floa
 
 /**
  * out = coef[0]*bufs[0] + … + coef[count-1]*bufs[count-1], in float64 left to right, rounded once to float32;
- * `divisor` divides the sum before rounding. count ≤ MAX_TERMS (divisor: count 2 only).
+ * `divisor` divides the sum before rounding. count ≤ MAX_TERMS (divisor: count 1 or 2 only).
  */
 export function linearCombinationInto(
   coef: ArrayLike<number>, bufs: readonly Float32Array[], count: number, out: Float32Array, divisor: number | null = null,
 ): Float32Array {
   const n = out.length;
-  if (count < 1 || count > MAX_TERMS || (divisor !== null && count !== 2)) throw new Error(`linearCombinationInto: ${count} terms`);
+  if (count < 1 || count > MAX_TERMS || (divisor !== null && count > 2)) throw new Error(`linearCombinationInto: ${count} terms`);
   for (let k = 0; k < count; k++) checkLength(bufs[k]!, n);
   if (!wasm) return linearCombinationJs(coef, bufs, count, out, divisor);
   const stride = reserve(count + 1, n);
@@ -292,7 +318,8 @@ function linearCombinationJs(
   const b0 = bufs[0]!;
   const c0 = coef[0]!;
   if (count === 1) {
-    for (let i = 0; i < n; i++) out[i] = c0 * b0[i]!;
+    if (divisor !== null) for (let i = 0; i < n; i++) out[i] = (c0 * b0[i]!) / divisor;
+    else for (let i = 0; i < n; i++) out[i] = c0 * b0[i]!;
     return out;
   }
   if (divisor !== null) {
@@ -407,4 +434,25 @@ export function heunSecondInto(
   const f = put(3, stride, first);
   wasm.fns.heunSecond!(slotBytes(n), 4 * stride, f, s, m, st, a, b, clip === null ? -Infinity : -clip, clip ?? Infinity, sigma, dt);
   take(4, stride, out);
+}
+
+/** The Brownian bridge: left = ((w*a)*b) + (sd*z) and right = w - left, each op rounded to float32. */
+export function bridgeInto(w: Float32Array, z: Float32Array, a: number, b: number, sd: number, left: Float32Array, right: Float32Array): void {
+  const n = w.length;
+  for (const x of [z, left, right]) checkLength(x, n);
+  const [fa, fb, fsd] = [Math.fround(a), Math.fround(b), Math.fround(sd)];
+  if (!wasm) {
+    for (let k = 0; k < n; k++) {
+      const l = Math.fround(Math.fround(Math.fround(w[k]! * fa) * fb) + Math.fround(fsd * z[k]!));
+      left[k] = l;
+      right[k] = w[k]! - l;
+    }
+    return;
+  }
+  const stride = reserve(4, n);
+  const wAt = put(0, stride, w);
+  const zAt = put(1, stride, z);
+  wasm.fns.bridge!(slotBytes(n), 2 * stride, 3 * stride, wAt, zAt, fa, fb, fsd);
+  take(2, stride, left);
+  take(3, stride, right);
 }
