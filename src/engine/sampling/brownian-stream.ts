@@ -5,6 +5,7 @@
  * model runs, and hand over exactly the values the in-thread tree would. A query that is not the next one on the
  * list (or a worker that fails) switches the run to the in-thread tree for good.
  */
+import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { BrownianTreeNoiseSampler } from './brownian-tree.js';
 import { WORKER_MIN_NUMEL } from './noise-stream.js';
@@ -14,8 +15,11 @@ import { awaitItem, CONTROL_BYTES, releaseBefore, ringSlots, stopProducer } from
 const BROWNIAN_WORKER = 'brownian-worker';
 /** Queries a worker may run ahead of the sampler at least (the ring holds all of a run's when they fit). */
 const MIN_SLOTS = 4;
-/** Per-image trees are independent, so a batch splits across workers; more would only contend for cores. */
-const MAX_WORKERS = 2;
+/**
+ * Per-image trees are independent, so a batch splits across workers: one per core beside the loop's thread (which
+ * is busy while a GPU run synchronises), at least two (a thread that waits on the GPU leaves its core free).
+ */
+const MAX_WORKERS = Math.max(2, availableParallelism() - 1);
 const WAIT_LIMIT_MS = 60_000;
 
 /** One worker's share: its trees' part of every query, written into the shared ring. */
