@@ -68,6 +68,11 @@ export function sliceBatch(t: Tensor, start: number, count: number): Tensor {
   return { data: t.data.subarray(start * per, (start + count) * per), dims: [count, ...t.dims.slice(1)] };
 }
 
+/** Rows [start, start + count) of every tensor in a feed (the chunk of a model batch one run takes). */
+export function sliceFeeds(feeds: Readonly<Record<string, Tensor>>, start: number, count: number): Record<string, Tensor> {
+  return Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, sliceBatch(v, start, count)]));
+}
+
 /** In float32, as torch does elementwise: out = a * s. */
 export function scale(data: Float32Array, s: number): Float32Array {
   const out = new Float32Array(data.length);

@@ -12,7 +12,7 @@ import { createScheduler, img2imgTimesteps } from '../sampling/index.js';
 import type { Scheduler } from '../sampling/scheduler.js';
 import { noiseStream } from '../sampling/noise-stream.js';
 import { TorchGenerator } from '../sampling/torch-rng.js';
-import { catBatch, repeatBatch, concatLastDim, sliceBatch, type Tensor } from '../tensor.js';
+import { catBatch, repeatBatch, concatLastDim, sliceBatch, sliceFeeds, type Tensor } from '../tensor.js';
 import { denoise, encodeClip, randnPerImage, runDenoiser, startNoise, vaeDecode, vaeEncodeSample, type EncodedText } from './steps.js';
 import type { PipelineOutput, PipelineParams } from './types.js';
 import {
@@ -194,12 +194,8 @@ export async function denoiseSdxl(model: LoadedModel, p: PipelineParams, range: 
     signal: p.signal, timing, onStep: p.onStep, buildInput, afterStep,
     model: async (input, t, i) => {
       const residuals = control ? await control(input, t, i, timesteps.length) : {};
-      return runDenoiser(model.unet, 'sample', 'out_sample', input, t, (start, count) => ({
-        encoder_hidden_states: sliceBatch(hidden, start, count),
-        text_embeds: sliceBatch(pooled, start, count),
-        time_ids: sliceBatch(timeIds, start, count),
-        ...Object.fromEntries(Object.entries(residuals).map(([k, v]) => [k, sliceBatch(v, start, count)])),
-      }));
+      return runDenoiser(model.unet, 'sample', 'out_sample', input, t, (start, count) =>
+        sliceFeeds({ encoder_hidden_states: hidden, text_embeds: pooled, time_ids: timeIds, ...residuals }, start, count));
     },
   });
   return { latents, generators, notes, timings: { textMs, denoiseMs: performance.now() - t0, unetMs: timing.unetMs } };

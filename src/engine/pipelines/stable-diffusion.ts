@@ -9,7 +9,7 @@ import type { LoadedModel } from '../loaded-model.js';
 import { createScheduler, img2imgTimesteps } from '../sampling/index.js';
 import type { Scheduler } from '../sampling/scheduler.js';
 import { TorchGenerator } from '../sampling/torch-rng.js';
-import { catBatch, catChannels, repeatBatch, sliceBatch, type Tensor } from '../tensor.js';
+import { catBatch, catChannels, repeatBatch, sliceBatch, sliceFeeds, type Tensor } from '../tensor.js';
 import {
   denoise, encodePromptBatch, noiseSampler, randnPerImage, runDenoiser, startNoise, timestepFeed, vaeDecode, vaeEncodeSample,
 } from './steps.js';
@@ -74,10 +74,8 @@ export async function runStableDiffusion(model: LoadedModel, p: PipelineParams):
     buildInput: extraChannels,
     model: async (input, t, i) => {
       const residuals = control ? await control(input, t, i, timesteps.length) : {};
-      return runDenoiser(unet, 'sample', 'out_sample', input, t, (start, count) => ({
-        encoder_hidden_states: sliceBatch(embeds, start, count),
-        ...Object.fromEntries(Object.entries(residuals).map(([k, v]) => [k, sliceBatch(v, start, count)])),
-      }));
+      return runDenoiser(unet, 'sample', 'out_sample', input, t, (start, count) =>
+        sliceFeeds({ encoder_hidden_states: embeds, ...residuals }, start, count));
     },
     afterStep: legacyBlend ? (i, x) => blendKnownRegion(scheduler, x, imageLatents!, initialNoise!, maskLatent!, timesteps, i) : undefined,
     onStep: p.onStep,
@@ -111,7 +109,7 @@ export function controlResiduals(model: LoadedModel, p: PipelineParams, conditio
   const condOnly = guess.on && cfg;
   const rows = condOnly || !cfg ? n : 2 * n;
   const images = controls.map((c) => repeatBatch(c.image, rows));
-  const cnConditions = condOnly ? Object.fromEntries(Object.entries(conditions).map(([k, v]) => [k, sliceBatch(v, n, n)])) : conditions;
+  const cnConditions = condOnly ? sliceFeeds(conditions, n, n) : conditions;
   const latentChannels = model.info.latentChannels;
   // Zero residuals shaped like a step's: a ControlNet at scale 0 (outside its window, or the stand-in for a job
   // without control) adds exactly nothing, so once the shapes are known its run is skipped.
