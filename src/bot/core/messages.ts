@@ -36,6 +36,15 @@ export interface BotMessage {
 
 const TITLE_MAX = 300;
 
+/**
+ * The picture a progress message shows (its one image), undefined for results and messages without one. Progress
+ * messages carry the latest preview until a newer one arrives, so the same bytes come again: adapters compare this
+ * to what they last showed and keep the uploaded file instead of sending it again.
+ */
+export function previewOf(m: BotMessage): Uint8Array | undefined {
+  return !m.final && m.kind !== 'result' && m.images.length === 1 ? m.images[0]!.data : undefined;
+}
+
 export function titleFor(request: GenerationRequest): string {
   const p = request.prompt.trim() || `(${request.kind}, no prompt)`;
   return p.length > TITLE_MAX ? `${p.slice(0, TITLE_MAX - 1)}…` : p;

@@ -9,6 +9,7 @@
  */
 import { DiscordAPIError, RESTJSONErrorCodes, type RepliableInteraction } from 'discord.js';
 import type { Logger } from '../core/bot-core.js';
+import { previewOf } from '../core/messages.js';
 import type { MessageSink } from '../core/throttled-sink.js';
 import { MAX_CONTENT, renderPayload } from './render.js';
 
@@ -19,16 +20,15 @@ export function isExpiredInteractionToken(err: unknown): boolean {
 export function interactionSink(i: RepliableInteraction, log: Logger, fallbackReplyTo: string | null = null): MessageSink {
   let replyTo = fallbackReplyTo;
   let expired = false;
-  // Progress messages carry the latest preview until a newer one arrives: an edit showing the same picture leaves
-  // the message's attachments alone instead of uploading the bytes again.
+  // an edit showing the same preview leaves the message's attachments alone instead of uploading the bytes again
   let shownPreview: Uint8Array | undefined;
   return async (m) => {
     if (!expired) {
       try {
         const payload = renderPayload(m);
-        const preview = m.final ? undefined : m.images[0]?.data;
+        const preview = previewOf(m);
         const { files: _files, attachments: _attachments, ...keepAttachments } = payload;
-        const same = preview !== undefined && m.images.length === 1 && preview === shownPreview;
+        const same = preview !== undefined && preview === shownPreview;
         replyTo = (await i.editReply(same ? keepAttachments : payload)).id;
         shownPreview = preview;
         return;

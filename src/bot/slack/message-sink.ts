@@ -5,7 +5,7 @@
  */
 import type { webApi } from '@slack/bolt';
 import type { Logger } from '../core/bot-core.js';
-import type { BotMessage } from '../core/messages.js';
+import { previewOf, type BotMessage } from '../core/messages.js';
 import type { MessageSink } from '../core/throttled-sink.js';
 import { uploadImages } from './files.js';
 import { renderBlocks } from './render.js';
@@ -34,7 +34,7 @@ function isInvalidBlocks(err: unknown): boolean {
 export function slackSink(client: WebClient, target: SlackTarget, logger: Logger): SlackSink {
   let ts: string | undefined;
   let previewFiles: string[] = [];
-  // Progress messages carry the latest preview until a newer one arrives: the same picture keeps its uploaded file.
+  // the same preview keeps its uploaded file
   let previewData: Uint8Array | undefined;
   const deliver = async (m: BotMessage, fileIds: readonly string[]) => {
     const { text, blocks } = renderBlocks(m, fileIds);
@@ -50,7 +50,8 @@ export function slackSink(client: WebClient, target: SlackTarget, logger: Logger
     }
   };
   const sink: MessageSink = async (m) => {
-    const same = !m.final && m.kind !== 'result' && m.images.length === 1 && previewFiles.length > 0 && m.images[0]!.data === previewData;
+    const preview = previewOf(m);
+    const same = preview !== undefined && previewFiles.length > 0 && preview === previewData;
     const fileIds = same ? previewFiles : await uploadImages(client, m.images);
     try {
       await deliver(m, fileIds);
@@ -68,7 +69,7 @@ export function slackSink(client: WebClient, target: SlackTarget, logger: Logger
     if (same) return;
     const stale = previewFiles;
     previewFiles = m.kind === 'result' ? [] : fileIds;
-    previewData = m.kind === 'result' ? undefined : m.images[0]?.data;
+    previewData = preview;
     for (const file of stale) {
       client.files.delete({ file }).catch((err: unknown) => logger.warn({ err: String(err), file }, 'could not delete a preview file'));
     }
