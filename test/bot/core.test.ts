@@ -7,7 +7,7 @@ import { helpText } from '../../src/bot/core/help.js';
 import { imageSlots } from '../../src/bot/core/image-slots.js';
 import { cropCell, uploadFiles } from '../../src/bot/core/images.js';
 import { readableReason } from '../../src/bot/core/job-follower.js';
-import { captionLine, errorMessage, progressMessage } from '../../src/bot/core/messages.js';
+import { captionLine, errorMessage, previewOf, progressMessage } from '../../src/bot/core/messages.js';
 import { ModelCatalog, guessModelInfo } from '../../src/bot/core/models.js';
 import { OPTIONS } from '../../src/bot/core/options.js';
 import { ThrottledSink } from '../../src/bot/core/throttled-sink.js';
@@ -213,6 +213,18 @@ describe('throttled sink', () => {
     expect(sent.length - 1).toBeLessThan(10);
     expect(sent.at(-1)?.text).toContain('done');
     for (let k = 1; k < sent.length - 1; k++) expect((sent[k]?.at ?? 0) - (sent[k - 1]?.at ?? 0)).toBeGreaterThanOrEqual(95);
+  });
+});
+
+describe('previewOf', () => {
+  it('is the one picture of a progress message, nothing for results, errors or picture-less updates', () => {
+    const req = parseRequest({ model: 'm', prompt: 'p', seed: '1' });
+    const png = new Uint8Array([1, 2, 3]);
+    expect(previewOf(progressMessage(req, 3, 20, png))).toBe(png);
+    expect(previewOf(progressMessage(req, 3, 20))).toBeUndefined();
+    expect(previewOf({ ...progressMessage(req, 3, 20, png), final: true })).toBeUndefined();
+    expect(previewOf({ ...progressMessage(req, 3, 20, png), kind: 'result' })).toBeUndefined();
+    expect(previewOf(errorMessage('no'))).toBeUndefined();
   });
 });
 
