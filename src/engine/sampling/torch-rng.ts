@@ -3,6 +3,7 @@
  * same latents and sampler noise as diffusers on torch CPU. Semantics: test/fixtures/reference/README.md,
  * "torch CPU RNG" (torch 1.13; the numel >= 16 normal path follows the AVX2 kernel of x86-64 builds).
  */
+import { boxMullerSimd } from '../simd/randn-kernels.js';
 import { log256Lanes, sincos256Lanes } from './avx-mathfun.js';
 
 const TWO_POW_32 = 4294967296;
@@ -125,9 +126,10 @@ const laneC = new Float64Array(8 * BLOCKS_PER_PASS);
 /**
  * torch's `normal_fill_16_AVX2` with mean 0 and std 1 on `blocks` consecutive 16-blocks from d[start]: per block,
  * Box-Muller on eight lanes with u1 = 1 - d[i+j] and u2 = d[i+8+j], writing r*cos to d[i+j] and r*sin to d[i+8+j].
- * Runs the lanes of up to BLOCKS_PER_PASS blocks through each vector function at once.
+ * Runs the lanes of up to BLOCKS_PER_PASS blocks through each vector function at once. This is the spec of (and the
+ * fallback for) the WebAssembly SIMD kernel that randn uses where it can, `boxMullerSimd`.
  */
-function boxMullerBlocks(d: Float32Array, start: number, blocks: number): void {
+export function boxMullerBlocks(d: Float32Array, start: number, blocks: number): void {
   for (let first = 0; first < blocks; first += BLOCKS_PER_PASS) {
     const count = Math.min(BLOCKS_PER_PASS, blocks - first);
     const from = start + 16 * first;
@@ -161,6 +163,9 @@ function scatterLanes(d: Float32Array, from: number, blocks: number): void {
     }
   }
 }
+
+/** The Box-Muller randn runs: the SIMD kernel (same bits, several times faster) or the JS. */
+const boxMuller = boxMullerSimd ?? boxMullerBlocks;
 
 /** Structured-cloneable generator state. */
 export interface GeneratorState {
@@ -214,11 +219,11 @@ export class TorchGenerator {
     }
     // normal_fill: numel uniforms, then Box-Muller over every full block of 16
     this.mt.fillUniform24(out, 0, numel);
-    boxMullerBlocks(out, 0, Math.floor(numel / 16));
+    boxMuller(out, 0, Math.floor(numel / 16));
     if (numel % 16 !== 0) {
       // the ragged end: 16 fresh uniforms overwrite the last 16 outputs and get their own block
       this.mt.fillUniform24(out, numel - 16, numel);
-      boxMullerBlocks(out, numel - 16, 1);
+      boxMuller(out, numel - 16, 1);
     }
     return out;
   }
