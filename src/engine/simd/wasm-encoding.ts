@@ -49,6 +49,13 @@ function section(id: number, body: readonly number[]): number[] {
   return [id, ...uleb(body.length), ...body];
 }
 
+/** The 16 bytes of a v128 constant with every lane v (for `simd.const`). */
+export const splat = {
+  f32x4: (v: number): number[] => Array.from(new Uint8Array(Float32Array.of(v, v, v, v).buffer)),
+  f64x2: (v: number): number[] => Array.from(new Uint8Array(Float64Array.of(v, v).buffer)),
+  i32x4: (v: number): number[] => Array.from(new Uint8Array(Int32Array.of(v, v, v, v).buffer)),
+};
+
 /** The instructions the kernels use. Memory immediates are (align log2, offset). */
 export const op = {
   block: [0x02, 0x40],
@@ -57,6 +64,9 @@ export const op = {
   else: [0x05],
   end: [0x0b],
   return: [0x0f],
+  call: (fn: number) => [0x10, ...uleb(fn)],
+  /** a, b, condition → condition ? a : b */
+  select: [0x1b],
   br: (depth: number) => [0x0c, ...uleb(depth)],
   brIf: (depth: number) => [0x0d, ...uleb(depth)],
   get: (local: number) => [0x20, ...uleb(local)],
@@ -66,6 +76,8 @@ export const op = {
   i32Store: (offset = 0) => [0x36, 2, ...uleb(offset)],
   f32Store: (offset = 0) => [0x38, 2, ...uleb(offset)],
   i32Const: (v: number) => [0x41, ...sleb(v)],
+  f32Const: (v: number) => [0x43, ...new Uint8Array(Float32Array.of(v).buffer)],
+  i32Eqz: [0x45],
   i32LtU: [0x49],
   i32GeU: [0x4f],
   i32Add: [0x6a],
