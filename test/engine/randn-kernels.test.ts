@@ -110,3 +110,43 @@ describe('TorchGenerator with and without the kernels', () => {
     expect(simd.getState()).toEqual(js.getState());
   });
 });
+
+describe('MT19937 fill kernel', () => {
+  it('continues the JS stream from every kind of position, across twists', () => {
+    const start = new JsGenerator(99);
+    start.rand(5); // words not all fresh
+    const { words } = start.getState();
+    for (const index of [0, 1, 2, 3, 4, 5, 223, 226, 227, 228, 620, 621, 622, 623, 624]) {
+      for (const count of [1, 3, 4, 5, 623, 624, 625, 1300, 4000]) {
+        const state = { words: words.slice(), index, nextNormal: null };
+        const want = JsGenerator.fromState(state).rand(count);
+        const mt = { words: words.slice(), index };
+        const got = new Float32Array(count + 2);
+        randnKernels!.fillUniform24(mt, got, 1, count + 1);
+        const what = `index ${index}, count ${count}`;
+        expect(differences(got.subarray(1, count + 1), want), what).toEqual([]);
+        expect([got[0], got[count + 1]], what).toEqual([0, 0]);
+        const after = JsGenerator.fromState(state);
+        after.rand(count);
+        expect(mt, what).toEqual({ words: after.getState().words, index: after.getState().index });
+      }
+    }
+  });
+
+  it('rand and randn mid-stream: getState/fromState continue through the kernels as through the JS', () => {
+    const g = new TorchGenerator(2024);
+    g.randn(1000);
+    g.randn(3); // a cached sine, and a position that is not a multiple of 4
+    g.rand(777);
+    const saved = g.getState();
+    expect(saved.nextNormal).not.toBeNull();
+    const calls = (x: TorchGenerator): Float32Array[] => [x.randn(40001), x.rand(3000), x.randn(5), x.randn(16 * 1000), x.rand(300)];
+    const js = JsGenerator.fromState(saved);
+    const [a, b, c] = [calls(g), calls(TorchGenerator.fromState(saved)), calls(js)];
+    a.forEach((v, i) => {
+      expect(differences(v, b[i]!), `call ${i}, restored`).toEqual([]);
+      expect(differences(v, c[i]!), `call ${i}, JS`).toEqual([]);
+    });
+    expect(g.getState()).toEqual(js.getState());
+  });
+});
