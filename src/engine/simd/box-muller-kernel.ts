@@ -73,8 +73,8 @@ export function boxMuller(): WasmFunction {
     init.push(...simd.const(bytes), ...op.set(k[name]!));
   }
   const c = (name: string): number[] => op.get(k[name]!);
-  const [U1, THETA, M, Z, E, EQ1, ZH, J, R, COS, SIN, SWAP] = [
-    local(), local(), local(), local(), local(), local(), local(), local(), local(), local(), local(), local(),
+  const [U1, THETA, M, Z, E, EQ1, ZH, J, R, COS, SIN, SWAP, BELOW] = [
+    local(), local(), local(), local(), local(), local(), local(), local(), local(), local(), local(), local(), local(),
   ];
   // per-half float64 locals: [lo, hi]
   type Pair = [number, number];
@@ -139,10 +139,10 @@ export function boxMuller(): WasmFunction {
     ...c('twoPi'), ...g(PTR), ...simd.load(offset + 32), ...simd.f32x4Mul, ...op.set(THETA),
     // log: mantissa in [0.5, 1) and exponent by bit manipulation; below sqrt(1/2): 2m - 1 and one less in the exponent
     ...g(U1), ...c('notExponent'), ...simd.and, ...c('halfExponent'), ...simd.or, ...op.set(M), // the mantissa
-    ...g(U1), ...c('fraction'), ...simd.and, ...c('sqrtHalf'), ...simd.i32x4LtS, ...op.set(SWAP), // below: -1
-    ...g(U1), ...op.i32Const(23), ...simd.i32x4ShrU, ...c('i126'), ...simd.i32x4Sub, ...g(SWAP), ...simd.i32x4Add,
+    ...g(U1), ...c('fraction'), ...simd.and, ...c('sqrtHalf'), ...simd.i32x4LtS, ...op.set(BELOW), // -1 where below
+    ...g(U1), ...op.i32Const(23), ...simd.i32x4ShrU, ...c('i126'), ...simd.i32x4Sub, ...g(BELOW), ...simd.i32x4Add,
     ...simd.f32x4ConvertI32x4S, ...op.set(E),
-    ...g(M), ...c('oneF'), ...simd.f32x4Sub, ...g(M), ...g(SWAP), ...simd.and, ...simd.f32x4Add, ...op.set(M),
+    ...g(M), ...c('oneF'), ...simd.f32x4Sub, ...g(M), ...g(BELOW), ...simd.and, ...simd.f32x4Add, ...op.set(M),
     ...g(M), ...g(M), ...simd.f32x4Mul, ...op.set(Z),
     ...g(E), ...c('q1'), ...simd.f32x4Mul, ...op.set(EQ1),
     ...g(Z), ...c('halfF'), ...simd.f32x4Mul, ...op.set(ZH),
