@@ -11,7 +11,10 @@ const M = 397;
 const MATRIX = 0x9908b0df | 0;
 const UPPER = 0x80000000 | 0;
 
-/** Pushes the MT recurrence of vectors `cur`, `next`, `far` (locals): far ^ (y >>> 1) ^ (odd(y) ? MATRIX : 0). */
+/**
+ * Pushes the MT recurrence far ^ (y >>> 1) ^ (odd(y) ? MATRIX : 0) on four words; `cur`, `next` and `far` are the
+ * code that loads each vector, `upper` and `matrix` locals holding the splatted constants.
+ */
 function mixVector(cur: number[], next: number[], far: number[], upper: number, matrix: number): number[] {
   // y = (cur & UPPER) | (next & ~UPPER), as bitselect
   const y = [...cur, ...next, ...op.get(upper), ...simd.bitselect];

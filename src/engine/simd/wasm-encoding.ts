@@ -61,9 +61,7 @@ export const op = {
   block: [0x02, 0x40],
   loop: [0x03, 0x40],
   if: [0x04, 0x40],
-  else: [0x05],
   end: [0x0b],
-  return: [0x0f],
   call: (fn: number) => [0x10, ...uleb(fn)],
   /** a, b, condition → condition ? a : b */
   select: [0x1b],
@@ -71,7 +69,6 @@ export const op = {
   brIf: (depth: number) => [0x0d, ...uleb(depth)],
   get: (local: number) => [0x20, ...uleb(local)],
   set: (local: number) => [0x21, ...uleb(local)],
-  tee: (local: number) => [0x22, ...uleb(local)],
   i32Load: (offset = 0) => [0x28, 2, ...uleb(offset)],
   i32Store: (offset = 0) => [0x36, 2, ...uleb(offset)],
   f32Store: (offset = 0) => [0x38, 2, ...uleb(offset)],
@@ -87,7 +84,6 @@ export const op = {
   i32Or: [0x72],
   i32Xor: [0x73],
   i32Shl: [0x74],
-  i32ShrS: [0x75],
   i32ShrU: [0x76],
   f32Mul: [0x94],
   f32ConvertI32U: [0xb3],
@@ -102,11 +98,9 @@ export const simd = {
   /** A constant from its 16 little-endian bytes. */
   const: (bytes: readonly number[]) => op.simd(0x0c, ...bytes),
   shuffle: (lanes: readonly number[]) => op.simd(0x0d, ...lanes),
-  i32x4Splat: op.simd(0x11),
   f32x4Splat: op.simd(0x13),
   f64x2Splat: op.simd(0x14),
   i32x4LtS: op.simd(0x39),
-  not: op.simd(0x4d),
   and: op.simd(0x4e),
   /** a & ~b */
   andNot: op.simd(0x4f),
@@ -121,7 +115,6 @@ export const simd = {
   i32x4ShrU: op.simd(0xad),
   i32x4Add: op.simd(0xae),
   i32x4Sub: op.simd(0xb1),
-  f32x4Sqrt: op.simd(0xe3),
   f32x4Add: op.simd(0xe4),
   f32x4Sub: op.simd(0xe5),
   f32x4Mul: op.simd(0xe6),
@@ -134,7 +127,6 @@ export const simd = {
   f64x2Pmax: op.simd(0xf7),
   i32x4TruncSatF32x4S: op.simd(0xf8),
   f32x4ConvertI32x4S: op.simd(0xfa),
-  f32x4ConvertI32x4U: op.simd(0xfb),
   f64x2ConvertLowI32x4S: op.simd(0xfe),
 };
 
