@@ -8,8 +8,8 @@
  *  2. Whole-job time on each tiny fixture model through the engine (load excluded).
  * Target for 1: ≤ 0.3 ms per step on the 2-core reference machine.
  *
- * BENCH_SAMPLERS=ddim,euler limits part 1 to those samplers; SDBOT_NO_SIMD=1 runs the latent loops as plain JS
- * instead of the WebAssembly SIMD kernels (for a before/after in the same moment).
+ * BENCH_SAMPLERS=ddim,euler limits part 1 to those samplers; SDBOT_NO_SIMD=1 runs the latent loops and randn as
+ * plain JS instead of the WebAssembly SIMD kernels (for a before/after in the same moment).
  */
 import { join } from 'node:path';
 import { createEngine } from '../src/engine/create-engine.js';

@@ -15,23 +15,23 @@ const f32 = Math.fround;
 
 // Cephes constants of avx_mathfun.h, rounded to float32 as the C compiler rounds its double literals. The
 // polynomials are tables walked by small loops, which keeps the number of inlined fmaf copies (and so V8's
-// inlining budget) small.
-const LOG_POLY = Float64Array.from(
+// inlining budget) small. Exported for the WebAssembly SIMD form of randn (simd/randn-kernels.ts).
+export const LOG_POLY = Float64Array.from(
   [
     7.0376836292e-2, -1.151461031e-1, 1.167699874e-1, -1.2420140846e-1, 1.4249322787e-1, -1.6668057665e-1,
     2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1,
   ],
   f32,
 );
-const LOG_Q1 = f32(-2.1219444e-4);
-const LOG_Q2 = f32(0.693359375);
-const FOPI = f32(1.27323954473516); // 4/pi
+export const LOG_Q1 = f32(-2.1219444e-4);
+export const LOG_Q2 = f32(0.693359375);
+export const FOPI = f32(1.27323954473516); // 4/pi
 // Cody-Waite split of pi/4, negated (minus_cephes_DP1..3): -201 * 2^-8, -2029 * 2^-23 and a full float32.
-const MINUS_DP1 = f32(-0.78515625);
-const MINUS_DP2 = f32(-2.4187564849853515625e-4);
-const MINUS_DP3 = f32(-3.77489497744594108e-8);
+export const MINUS_DP1 = f32(-0.78515625);
+export const MINUS_DP2 = f32(-2.4187564849853515625e-4);
+export const MINUS_DP3 = f32(-3.77489497744594108e-8);
 /** coscof_p0..p2 and sincof_p0..p2, interleaved so that one loop evaluates both polynomials. */
-const COS_SIN_POLY = Float64Array.from(
+export const COS_SIN_POLY = Float64Array.from(
   [2.443315711809948e-5, -1.9515295891e-4, -1.388731625493765e-3, 8.3321608736e-3, 4.166664568298827e-2, -1.6666654611e-1],
   f32,
 );
@@ -40,7 +40,7 @@ const f32Scratch = new Float32Array(1);
 const f32Bits = new Uint32Array(f32Scratch.buffer);
 /** The 23 fraction bits of float32 sqrt(1/2) (cephes_SQRTHF): a mantissa in [0.5, 1) is below it iff these are. */
 f32Scratch[0] = 0.707106781186547524;
-const SQRTHF_FRACTION = f32Bits[0]! & 0x7fffff;
+export const SQRTHF_FRACTION = f32Bits[0]! & 0x7fffff;
 
 /**
  * Single-rounding float32 `a*b + c`, like the hardware `vfmadd` the compiler emits.

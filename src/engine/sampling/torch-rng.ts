@@ -3,32 +3,40 @@
  * same latents and sampler noise as diffusers on torch CPU. Semantics: test/fixtures/reference/README.md,
  * "torch CPU RNG" (torch 1.13; the numel >= 16 normal path follows the AVX2 kernel of x86-64 builds).
  */
+import { randnKernels } from '../simd/randn-kernels.js';
 import { log256Lanes, sincos256Lanes } from './avx-mathfun.js';
 
 const TWO_POW_32 = 4294967296;
 const TWO_POW_53 = 9007199254740992;
 const TWO_PI_F32 = Math.fround(2 * Math.PI);
+/**
+ * Below this many uniforms the JS fill is faster than the kernel, which copies the 624 words in and out: ~0.3 µs
+ * fixed against ~4 ns per value in JS, even near 100 values on the 2-core reference VM. Either gives the same floats
+ * and state.
+ */
+const SIMD_MIN_FILL = 96;
 
 /**
  * Standard 32-bit MT19937, as `at::mt19937` (same stream as std::mt19937). The hot loops spell out 624 (state
  * size), 397 (shift) and 2^-24 as literals: V8 folds those, while it reloads a module constant at every use.
  */
 class Mt19937 {
-  private readonly state = new Uint32Array(624);
-  private index = 624;
+  /** The words and position; randn's kernels (simd/randn-kernels.ts) advance them in place, as the JS below does. */
+  readonly words = new Uint32Array(624);
+  index = 624;
 
   /** The whole generator state (624 words + position), to continue the same stream elsewhere. */
   save(): { words: Uint32Array; index: number } {
-    return { words: this.state.slice(), index: this.index };
+    return { words: this.words.slice(), index: this.index };
   }
 
   restore(s: { words: Uint32Array; index: number }): void {
-    this.state.set(s.words);
+    this.words.set(s.words);
     this.index = s.index;
   }
 
   seed(seed32: number): void {
-    const mt = this.state;
+    const mt = this.words;
     mt[0] = seed32;
     for (let i = 1; i < 624; i++) {
       const prev = mt[i - 1]!;
@@ -40,12 +48,16 @@ class Mt19937 {
   /** Next tempered 32-bit output (as an unsigned number). */
   next(): number {
     if (this.index >= 624) this.twist();
-    return temper(this.state[this.index++]!);
+    return temper(this.words[this.index++]!);
   }
 
   /** d[from .. to-1] = float32 uniforms (low 24 bits of one output each, over 2^24); the hot loop of rand/randn. */
   fillUniform24(d: Float32Array, from: number, to: number): void {
-    const mt = this.state;
+    if (randnKernels && to - from >= SIMD_MIN_FILL) {
+      randnKernels.fillUniform24(this, d, from, to);
+      return;
+    }
+    const mt = this.words;
     let k = from;
     while (k < to) {
       if (this.index >= 624) this.twist();
@@ -58,7 +70,7 @@ class Mt19937 {
 
   /** Regenerates all 624 words; split in three loops so that no index needs a modulo. */
   private twist(): void {
-    const mt = this.state;
+    const mt = this.words;
     let k = 0;
     for (; k < 227; k++) mt[k] = mixWords(mt[k]!, mt[k + 1]!, mt[k + 397]!);
     for (; k < 623; k++) mt[k] = mixWords(mt[k]!, mt[k + 1]!, mt[k - 227]!);
@@ -125,9 +137,10 @@ const laneC = new Float64Array(8 * BLOCKS_PER_PASS);
 /**
  * torch's `normal_fill_16_AVX2` with mean 0 and std 1 on `blocks` consecutive 16-blocks from d[start]: per block,
  * Box-Muller on eight lanes with u1 = 1 - d[i+j] and u2 = d[i+8+j], writing r*cos to d[i+j] and r*sin to d[i+8+j].
- * Runs the lanes of up to BLOCKS_PER_PASS blocks through each vector function at once.
+ * Runs the lanes of up to BLOCKS_PER_PASS blocks through each vector function at once. This is the spec of (and the
+ * fallback for) the WebAssembly SIMD kernel that randn uses where it can (`randnKernels`).
  */
-function boxMullerBlocks(d: Float32Array, start: number, blocks: number): void {
+export function boxMullerBlocks(d: Float32Array, start: number, blocks: number): void {
   for (let first = 0; first < blocks; first += BLOCKS_PER_PASS) {
     const count = Math.min(BLOCKS_PER_PASS, blocks - first);
     const from = start + 16 * first;
@@ -210,6 +223,10 @@ export class TorchGenerator {
     const out = new Float32Array(numel);
     if (numel < 16) {
       for (let k = 0; k < numel; k++) out[k] = this.normalDouble();
+      return out;
+    }
+    if (randnKernels) {
+      randnKernels.normalFill(this.mt, out); // the same steps and bits as below, as WebAssembly SIMD
       return out;
     }
     // normal_fill: numel uniforms, then Box-Muller over every full block of 16

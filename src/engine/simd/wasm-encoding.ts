@@ -1,7 +1,8 @@
 /**
  * Just enough of the WebAssembly binary format to assemble the engine's few SIMD kernels from opcodes at startup:
  * the project has no wasm toolchain, and the kernels are small enough to write as instruction lists.
- * One module, one imported memory ("env"."memory"), functions with numeric params and locals, all exported.
+ * One module, one imported memory ("env"."memory"), functions with numeric params, locals and at most one result, all
+ * exported.
  */
 
 export const I32 = 0x7f;
@@ -48,18 +49,44 @@ function section(id: number, body: readonly number[]): number[] {
   return [id, ...uleb(body.length), ...body];
 }
 
+/** The 16 bytes of a v128 constant with every lane v (for `simd.const`). */
+export const splat = {
+  f32x4: (v: number): number[] => Array.from(new Uint8Array(Float32Array.of(v, v, v, v).buffer)),
+  f64x2: (v: number): number[] => Array.from(new Uint8Array(Float64Array.of(v, v).buffer)),
+  i32x4: (v: number): number[] => Array.from(new Uint8Array(Int32Array.of(v, v, v, v).buffer)),
+};
+
 /** The instructions the kernels use. Memory immediates are (align log2, offset). */
 export const op = {
   block: [0x02, 0x40],
   loop: [0x03, 0x40],
+  if: [0x04, 0x40],
   end: [0x0b],
+  call: (fn: number) => [0x10, ...uleb(fn)],
+  /** a, b, condition → condition ? a : b */
+  select: [0x1b],
   br: (depth: number) => [0x0c, ...uleb(depth)],
   brIf: (depth: number) => [0x0d, ...uleb(depth)],
   get: (local: number) => [0x20, ...uleb(local)],
   set: (local: number) => [0x21, ...uleb(local)],
+  i32Load: (offset = 0) => [0x28, 2, ...uleb(offset)],
+  i32Store: (offset = 0) => [0x36, 2, ...uleb(offset)],
+  f32Store: (offset = 0) => [0x38, 2, ...uleb(offset)],
   i32Const: (v: number) => [0x41, ...sleb(v)],
-  i32Add: [0x6a],
+  f32Const: (v: number) => [0x43, ...new Uint8Array(Float32Array.of(v).buffer)],
+  i32Eqz: [0x45],
+  i32LtU: [0x49],
   i32GeU: [0x4f],
+  i32Add: [0x6a],
+  i32Sub: [0x6b],
+  i32Mul: [0x6c],
+  i32And: [0x71],
+  i32Or: [0x72],
+  i32Xor: [0x73],
+  i32Shl: [0x74],
+  i32ShrU: [0x76],
+  f32Mul: [0x94],
+  f32ConvertI32U: [0xb3],
   simd: (code: number, ...imm: number[]) => [0xfd, ...uleb(code), ...imm],
 };
 
@@ -68,20 +95,39 @@ export const simd = {
   load: (offset = 0) => op.simd(0x00, 4, ...uleb(offset)),
   store: (offset = 0) => op.simd(0x0b, 4, ...uleb(offset)),
   load64Zero: (offset = 0) => op.simd(0x5d, 3, ...uleb(offset)),
+  /** A constant from its 16 little-endian bytes. */
+  const: (bytes: readonly number[]) => op.simd(0x0c, ...bytes),
   shuffle: (lanes: readonly number[]) => op.simd(0x0d, ...lanes),
   f32x4Splat: op.simd(0x13),
   f64x2Splat: op.simd(0x14),
+  i32x4LtS: op.simd(0x39),
+  and: op.simd(0x4e),
+  /** a & ~b */
+  andNot: op.simd(0x4f),
+  or: op.simd(0x50),
+  xor: op.simd(0x51),
+  /** (a & mask) | (b & ~mask), operands a, b, mask */
+  bitselect: op.simd(0x52),
   f32x4DemoteF64x2Zero: op.simd(0x5e),
   f64x2PromoteLowF32x4: op.simd(0x5f),
+  i32x4Shl: op.simd(0xab),
+  i32x4ShrS: op.simd(0xac),
+  i32x4ShrU: op.simd(0xad),
+  i32x4Add: op.simd(0xae),
+  i32x4Sub: op.simd(0xb1),
   f32x4Add: op.simd(0xe4),
   f32x4Sub: op.simd(0xe5),
   f32x4Mul: op.simd(0xe6),
+  f64x2Sqrt: op.simd(0xef),
   f64x2Add: op.simd(0xf0),
   f64x2Sub: op.simd(0xf1),
   f64x2Mul: op.simd(0xf2),
   f64x2Div: op.simd(0xf3),
   f64x2Pmin: op.simd(0xf6),
   f64x2Pmax: op.simd(0xf7),
+  i32x4TruncSatF32x4S: op.simd(0xf8),
+  f32x4ConvertI32x4S: op.simd(0xfa),
+  f64x2ConvertLowI32x4S: op.simd(0xfe),
 };
 
 export interface WasmFunction {
@@ -90,11 +136,13 @@ export interface WasmFunction {
   /** Extra locals, numbered after the params. */
   locals: readonly ValType[];
   body: readonly number[];
+  /** The result's type; none when the function only writes to memory. */
+  result?: ValType;
 }
 
-/** A module importing env.memory and exporting `functions` (no results; they write to memory). */
+/** A module importing env.memory and exporting `functions`. */
 export function assembleModule(functions: readonly WasmFunction[]): Uint8Array {
-  const types = functions.map((f) => [0x60, ...vec(f.params.map((p) => [p])), 0]);
+  const types = functions.map((f) => [0x60, ...vec(f.params.map((p) => [p])), ...vec(f.result === undefined ? [] : [[f.result]])]);
   const memoryImport = [...name('env'), ...name('memory'), 0x02, 0x00, 1];
   const codes = functions.map((f) => {
     const locals = vec(f.locals.map((t) => [1, t]));
