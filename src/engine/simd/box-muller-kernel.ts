@@ -13,7 +13,7 @@
 import {
   COS_SIN_POLY, FOPI, LOG_POLY, LOG_Q1, LOG_Q2, MINUS_DP1, MINUS_DP2, MINUS_DP3, SQRTHF_FRACTION,
 } from '../sampling/avx-mathfun.js';
-import { I32, V128, op, simd, splat, type ValType, type WasmFunction } from './wasm-encoding.js';
+import { I32, V128, loopWhileBelow, op, simd, splat, type ValType, type WasmFunction } from './wasm-encoding.js';
 
 // ─── constants ──────────────────────────────────────────────────────────────────────────────────────────────────
 
@@ -177,12 +177,7 @@ export function boxMuller(): WasmFunction {
   const body = [
     ...init,
     ...g(PTR), ...g(BLOCKS), ...op.i32Const(64), ...op.i32Mul, ...op.i32Add, ...op.set(END),
-    ...op.block, ...op.loop,
-    ...g(PTR), ...g(END), ...op.i32GeU, ...op.brIf(1),
-    ...group(0), ...group(16),
-    ...g(PTR), ...op.i32Const(64), ...op.i32Add, ...op.set(PTR),
-    ...op.br(0),
-    ...op.end, ...op.end,
+    ...loopWhileBelow(PTR, END, 64, [...group(0), ...group(16)]),
   ];
   return { name: 'boxMuller', params: [I32, I32], locals, body };
 }

@@ -11,7 +11,8 @@
  * Operands are copied into a scratch area of wasm memory, one slot per operand, and the result copied out: no
  * wasm-backed array escapes, so growing the memory (which detaches its buffer) is always safe.
  */
-import { assembleModule, F32, F64, I32, V128, op, simd, type ValType, type WasmFunction } from './wasm-encoding.js';
+import { F32, F64, I32, V128, loopWhileBelow, op, simd, type ValType, type WasmFunction } from './wasm-encoding.js';
+import { instantiateKernels, type WasmMemory } from './wasm-runtime.js';
 
 /** Linear combinations with more terms than this use the JS loop. */
 export const MAX_TERMS = 5;
@@ -20,14 +21,7 @@ export const MAX_TERMS = 5;
 
 /** The loop every kernel shares: i = 0, 16, 32 … < end (4 floats per turn); `local i` is the byte offset. */
 function loop4(end: number, i: number, body: readonly number[]): number[] {
-  return [
-    ...op.block, ...op.loop,
-    ...op.get(i), ...op.get(end), ...op.i32GeU, ...op.brIf(1),
-    ...body,
-    ...op.get(i), ...op.i32Const(16), ...op.i32Add, ...op.set(i),
-    ...op.br(0),
-    ...op.end, ...op.end,
-  ];
+  return loopWhileBelow(i, end, 16, body);
 }
 
 /** Two float32 at slot base + i + half, widened to float64 lanes. */
@@ -203,38 +197,14 @@ function f64Bytes(v: number): number[] {
 
 type Kernel = (...args: number[]) => void;
 
-/** The part of the WebAssembly JS API used here: the project's lib settings (ES2023, node) carry no types for it. */
-interface WasmMemory {
-  readonly buffer: ArrayBuffer;
-  grow(pages: number): number;
-}
-interface WasmApi {
-  Memory: new (descriptor: { initial: number }) => WasmMemory;
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: object };
-}
-
-interface Instance {
-  memory: WasmMemory;
-  fns: Record<string, Kernel>;
-}
-
-function instantiate(): Instance | null {
+function instantiate(): { memory: WasmMemory; fns: Record<string, Kernel> } | null {
   const functions = [guidance(), x0Update(false), x0Update(true)];
   for (let k = 1; k <= MAX_TERMS; k++) functions.push(linearCombination(k, false));
   functions.push(linearCombination(1, true), linearCombination(2, true), heun(false), heun(true), bridge());
-  const api = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
-  if (!api) return null;
-  try {
-    const memory = new api.Memory({ initial: 1 });
-    const instance = new api.Instance(new api.Module(assembleModule(functions)), { env: { memory } });
-    return { memory, fns: instance.exports as unknown as Record<string, Kernel> };
-  } catch {
-    return null; // no WebAssembly SIMD here: the JS loops run
-  }
+  return instantiateKernels<Record<string, Kernel>>(functions, 1);
 }
 
-const wasm = process.env.SDBOT_NO_SIMD === '1' ? null : instantiate();
+const wasm = instantiate();
 let heap = wasm ? new Float32Array(wasm.memory.buffer) : new Float32Array(0);
 
 /** Whether the kernels run as WebAssembly SIMD (false: the JS loops). */

@@ -4,7 +4,7 @@
  * operations only, so the words and floats are the JS ones by construction; the state stays a plain array of 624
  * words plus a position, which the caller copies in and out.
  */
-import { I32, V128, op, simd, splat, type WasmFunction } from './wasm-encoding.js';
+import { I32, V128, loopWhileBelow, op, simd, splat, type WasmFunction } from './wasm-encoding.js';
 
 const N = 624;
 const M = 397;
@@ -42,18 +42,6 @@ function mixWord(state: number, k: number, far: number): number[] {
   ];
 }
 
-/** A loop over byte pointer `p` from its current value while below `end`, 16 bytes a turn. */
-function loop16(p: number, end: number, body: readonly number[]): number[] {
-  return [
-    ...op.block, ...op.loop,
-    ...op.get(p), ...op.get(end), ...op.i32GeU, ...op.brIf(1),
-    ...body,
-    ...op.get(p), ...op.i32Const(16), ...op.i32Add, ...op.set(p),
-    ...op.br(0),
-    ...op.end, ...op.end,
-  ];
-}
-
 /**
  * twist(state): regenerates the 624 words at byte offset state, as the JS's three loops. Four words at a time
  * read only words the sequential loop would read in the same condition: words k+1 … k+4 not yet rewritten, far
@@ -73,12 +61,12 @@ export function twist(): WasmFunction {
       // k < 224: far word k + 397
       ...op.get(STATE), ...op.set(P),
       ...op.get(STATE), ...op.i32Const(4 * 224), ...op.i32Add, ...op.set(END),
-      ...loop16(P, END, store(mixVector(at(0), at(4), at(4 * M), UPPER_V, MATRIX_V))),
+      ...loopWhileBelow(P, END, 16, store(mixVector(at(0), at(4), at(4 * M), UPPER_V, MATRIX_V))),
       ...[224, 225, 226].flatMap((k) => mixWord(STATE, k, k + M)),
       // 227 <= k < 623: far word k - 227 (227 + 396 = 623: whole groups)
       ...op.get(STATE), ...op.i32Const(4 * (N - M)), ...op.i32Add, ...op.set(P),
       ...op.get(STATE), ...op.i32Const(4 * 623), ...op.i32Add, ...op.set(END),
-      ...loop16(P, END, store(mixVector(at(0), at(4), [
+      ...loopWhileBelow(P, END, 16, store(mixVector(at(0), at(4), [
         ...op.get(P), ...op.i32Const(4 * (N - M)), ...op.i32Sub, ...simd.load(),
       ], UPPER_V, MATRIX_V))),
       ...mixWord(STATE, N - 1, M - 1),

@@ -9,18 +9,8 @@
  */
 import { boxMuller } from './box-muller-kernel.js';
 import { fill, twist } from './mt19937-kernel.js';
-import { assembleModule } from './wasm-encoding.js';
+import { instantiateKernels } from './wasm-runtime.js';
 
-/** The part of the WebAssembly JS API used here: the project's lib settings (ES2023, node) carry no types for it. */
-interface WasmMemory {
-  readonly buffer: ArrayBuffer;
-  grow(pages: number): number;
-}
-interface WasmApi {
-  Memory: new (descriptor: { initial: number }) => WasmMemory;
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: object };
-}
 interface Exports {
   boxMuller: (ptr: number, blocks: number) => void;
   fill: (state: number, index: number, out: number, count: number) => number;
@@ -31,20 +21,8 @@ const STATE = 0;
 const DATA = 4096;
 const WORDS = 624;
 
-function instantiate(): { memory: WasmMemory; fns: Exports } | null {
-  const api = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
-  if (!api) return null;
-  try {
-    const memory = new api.Memory({ initial: 2 });
-    const functions = [twist(), fill(0), boxMuller()]; // fill calls function 0
-    const instance = new api.Instance(new api.Module(assembleModule(functions)), { env: { memory } });
-    return { memory, fns: instance.exports as Exports };
-  } catch {
-    return null; // no WebAssembly SIMD here: the JS runs
-  }
-}
-
-const wasm = process.env.SDBOT_NO_SIMD === '1' ? null : instantiate();
+// fill calls function 0
+const wasm = instantiateKernels<Exports>([twist(), fill(0), boxMuller()], 2);
 let heap = wasm ? new Float32Array(wasm.memory.buffer) : new Float32Array(0);
 let words = wasm ? new Uint32Array(wasm.memory.buffer) : new Uint32Array(0);
 

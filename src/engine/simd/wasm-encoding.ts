@@ -130,6 +130,18 @@ export const simd = {
   f64x2ConvertLowI32x4S: op.simd(0xfe),
 };
 
+/** `while (p < end) { body; p += stride }` over the i32 locals p and end (byte offsets, compared unsigned). */
+export function loopWhileBelow(p: number, end: number, stride: number, body: readonly number[]): number[] {
+  return [
+    ...op.block, ...op.loop,
+    ...op.get(p), ...op.get(end), ...op.i32GeU, ...op.brIf(1),
+    ...body,
+    ...op.get(p), ...op.i32Const(stride), ...op.i32Add, ...op.set(p),
+    ...op.br(0),
+    ...op.end, ...op.end,
+  ];
+}
+
 export interface WasmFunction {
   name: string;
   params: readonly ValType[];
