@@ -9,7 +9,7 @@ import { noiseStream, type NoiseStream } from '../sampling/noise-stream.js';
 import { tiledDecode } from './tiled-decode.js';
 import { TorchGenerator } from '../sampling/torch-rng.js';
 import { catBatch, repeatBatch, sliceBatch, type Tensor } from '../tensor.js';
-import { guidanceInto } from '../simd/latent-kernels.js';
+import { guidanceInto, latentBuffer, withLatentArena } from '../simd/latent-kernels.js';
 import { CancelledError } from '../../queue/job.js';
 
 const f32 = Math.fround;
@@ -263,12 +263,25 @@ export interface DenoiseOptions {
 }
 
 /** The denoising loop every diffusers pipeline shares: scale, (CFG batch), predict, guide, step. */
+/**
+ * Latent-sized buffers a denoising loop takes from its arena at most: the CFG batch (two), the guided predictions
+ * (three) and the sampler's outputs, scaled inputs and history. Past that, buffers are ordinary arrays.
+ */
+const ARENA_BUFFERS = 24;
+
 export async function denoise(o: DenoiseOptions): Promise<Tensor> {
+  // The loop's buffers live in wasm memory, where the latent kernels work on them without copies (latent-arena.ts);
+  // the result is copied out so that nothing outlives the loop in there.
+  const x = await withLatentArena(o.latents.data.length, ARENA_BUFFERS, () => denoiseLoop(o));
+  return { data: x.data.slice(), dims: x.dims };
+}
+
+async function denoiseLoop(o: DenoiseOptions): Promise<Tensor> {
   const n = o.latents.dims[0]!;
   const cfg = o.guidance > 1;
   let x = o.latents;
   // The CFG batch [x, x] is rebuilt every step into one buffer: the model has consumed it by the next step.
-  const cfgBatch = cfg ? new Float32Array(x.data.length * 2) : null;
+  const cfgBatch = cfg ? latentBuffer(x.data.length * 2) : null;
   // Samplers copy what they keep of a model output, so guided predictions can rotate too.
   const guided = new RotatingBuffers();
   // a sampler that draws noise draws at most once per model call

@@ -8,6 +8,7 @@
  * Tensors are flat Float32Arrays of the whole batch (row-major NCHW). Scheduler arithmetic may run in float64 and
  * round to float32 at the end of each step: the fixtures' tolerance (rtol 1e-4, atol 1e-5) covers it.
  */
+import { latentBuffer } from '../simd/latent-kernels.js';
 
 /**
  * Draws fresh standard-normal noise shaped like the batch latents. The pipeline builds it so that image i draws from
@@ -76,7 +77,7 @@ export class RotatingBuffers {
     this.turn = (this.turn + 1) % 3;
     let b = this.buffers[i];
     if (!b || b.length !== length) {
-      b = new Float32Array(length);
+      b = latentBuffer(length);
       this.buffers[i] = b;
     }
     return b;

@@ -13,7 +13,7 @@ export { numpyArange, torchCumprodF32 };
 import type { NoiseSampler, Scheduler, SchedulerConfig } from './scheduler.js';
 import { RotatingBuffers } from './scheduler.js';
 import { StepIndex } from './samplers/step-index.js';
-import { linearCombinationInto } from '../simd/latent-kernels.js';
+import { latentBuffer, linearCombinationInto } from '../simd/latent-kernels.js';
 
 const f32 = Math.fround;
 
@@ -297,5 +297,5 @@ export abstract class SigmaScheduler implements Scheduler {
 
 /** A float32 work buffer reused across steps (order-2 and multistep state), grown only when the batch changes. */
 export function reuseBuffer(buffer: Float32Array | null, length: number): Float32Array {
-  return buffer !== null && buffer.length === length ? buffer : new Float32Array(length);
+  return buffer !== null && buffer.length === length ? buffer : latentBuffer(length);
 }

@@ -8,233 +8,14 @@
  * order and precision (float32 lanes where the JS rounds each op to float32, float64 lanes where the JS works in
  * doubles, one rounding to float32 on store). Where WebAssembly SIMD is unavailable the JS loops run instead.
  *
- * Operands are copied into a scratch area of wasm memory, one slot per operand, and the result copied out: no
- * wasm-backed array escapes, so growing the memory (which detaches its buffer) is always safe.
+ * Where the kernels run and how operands reach wasm memory: latent-arena.ts (in place for buffers a denoising loop
+ * took from its arena, copied for the rest). The kernels' code: latent-kernel-code.ts.
  */
-import { F32, F64, I32, V128, loopWhileBelow, op, simd, type ValType, type WasmFunction } from './wasm-encoding.js';
-import { instantiateKernels, type WasmMemory } from './wasm-runtime.js';
+import { KernelCall, simdAvailable } from './latent-arena.js';
+import { MAX_TERMS } from './latent-kernel-code.js';
 
-/** Linear combinations with more terms than this use the JS loop. */
-export const MAX_TERMS = 5;
-
-// ─── kernels ────────────────────────────────────────────────────────────────────────────────────────────────────
-
-/** The loop every kernel shares: i = 0, 16, 32 … < end (4 floats per turn); `local i` is the byte offset. */
-function loop4(end: number, i: number, body: readonly number[]): number[] {
-  return loopWhileBelow(i, end, 16, body);
-}
-
-/** Two float32 at slot base + i + half, widened to float64 lanes. */
-function loadF64x2(base: number, i: number, half: 0 | 8): number[] {
-  return [...op.get(base), ...op.get(i), ...op.i32Add, ...simd.load64Zero(half), ...simd.f64x2PromoteLowF32x4];
-}
-
-/** The low lanes of two demoted f64x2 vectors as one f32x4. */
-const JOIN_LOW_HALVES = simd.shuffle([0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23]);
-
-/** Stores the float64 expression `half(h)` computed for both halves of the 4-float group at out + i. */
-function storeHalves(out: number, i: number, half: (h: 0 | 8) => number[]): number[] {
-  return [
-    ...op.get(out), ...op.get(i), ...op.i32Add,
-    ...half(0), ...simd.f32x4DemoteF64x2Zero,
-    ...half(8), ...simd.f32x4DemoteF64x2Zero,
-    ...JOIN_LOW_HALVES,
-    ...simd.store(),
-  ];
-}
-
-/** Splats float64 params into v128 locals, pairwise: [param, local]. */
-function splatF64(pairs: readonly (readonly [number, number])[]): number[] {
-  return pairs.flatMap(([p, l]) => [...op.get(p), ...simd.f64x2Splat, ...op.set(l)]);
-}
-
-/**
- * lc{k}(end, out, b0 … bk-1, c0 … ck-1 [, d]): out = (c0*b0 + c1*b1 + … ) [/ d] in float64, left to right.
- */
-function linearCombination(k: number, divide: boolean): WasmFunction {
-  const END = 0, OUT = 1, B = 2, C = 2 + k, D = 2 + 2 * k;
-  const params: ValType[] = [I32, I32, ...Array<ValType>(k).fill(I32), ...Array<ValType>(k).fill(F64), ...(divide ? [F64 as ValType] : [])];
-  const I = params.length, CV = I + 1, DV = CV + k;
-  const locals: ValType[] = [I32, ...Array<ValType>(k).fill(V128), ...(divide ? [V128 as ValType] : [])];
-  const half = (h: 0 | 8): number[] => {
-    const code: number[] = [];
-    for (let j = 0; j < k; j++) {
-      code.push(...loadF64x2(B + j, I, h), ...op.get(CV + j), ...simd.f64x2Mul);
-      if (j > 0) code.push(...simd.f64x2Add);
-    }
-    if (divide) code.push(...op.get(DV), ...simd.f64x2Div);
-    return code;
-  };
-  const splats = Array.from({ length: k }, (_, j) => [C + j, CV + j] as const);
-  if (divide) splats.push([D, DV]);
-  return { name: `lc${k}${divide ? 'div' : ''}`, params, locals, body: [...splatF64(splats), ...loop4(END, I, storeHalves(OUT, I, half))] };
-}
-
-/** guidance(end, out, uncond, cond, g): out = u + g * (c - u) in float32, as torch's float32 ops. */
-function guidance(): WasmFunction {
-  const END = 0, OUT = 1, U = 2, C = 3, G = 4, I = 5, GV = 6;
-  const load = (base: number) => [...op.get(base), ...op.get(I), ...op.i32Add, ...simd.load()];
-  return {
-    name: 'guidance',
-    params: [I32, I32, I32, I32, F32],
-    locals: [I32, V128],
-    body: [
-      ...op.get(G), ...simd.f32x4Splat, ...op.set(GV),
-      ...loop4(END, I, [
-        ...op.get(OUT), ...op.get(I), ...op.i32Add,
-        ...load(U), ...load(C), ...load(U), ...simd.f32x4Sub, ...op.get(GV), ...simd.f32x4Mul, ...simd.f32x4Add,
-        ...simd.store(),
-      ]),
-    ],
-  };
-}
-
-/**
- * x0Update(end, out, s, m, z, x0S, x0M, lo, hi, p, q, r, e): x0 = clamp(x0S*s + x0M*m, lo, hi);
- * out = p*x0 + q*s + r*m + (withNoise ? e*z : 0), in float64 (see vp-common's applyX0Update).
- */
-function x0Update(withNoise: boolean): WasmFunction {
-  const END = 0, OUT = 1, S = 2, M = 3, Z = 4, X0S = 5; // X0S, X0M, LO, HI, P, Q, R, E: params 5 … 12
-  const I = 13, SV = 14, MV = 15, ZERO = 16, X0SV = 17; // splats of params 5 … 12 in locals 17 … 24
-  const [x0s, x0m, lo, hi, p, q, r, e] = Array.from({ length: 8 }, (_, j) => X0SV + j) as [number, number, number, number, number, number, number, number];
-  const half = (h: 0 | 8): number[] => [
-    ...loadF64x2(S, I, h), ...op.set(SV),
-    ...loadF64x2(M, I, h), ...op.set(MV),
-    ...op.get(x0s), ...op.get(SV), ...simd.f64x2Mul, ...op.get(x0m), ...op.get(MV), ...simd.f64x2Mul, ...simd.f64x2Add,
-    // pmax(x, lo) = x < lo ? lo : x; pmin(x, hi) = hi < x ? hi : x — the JS clamp, NaN passing through
-    ...op.get(lo), ...simd.f64x2Pmax, ...op.get(hi), ...simd.f64x2Pmin,
-    ...op.get(p), ...simd.f64x2Mul,
-    ...op.get(q), ...op.get(SV), ...simd.f64x2Mul, ...simd.f64x2Add,
-    ...op.get(r), ...op.get(MV), ...simd.f64x2Mul, ...simd.f64x2Add,
-    ...(withNoise ? [...loadF64x2(Z, I, h), ...op.get(e), ...simd.f64x2Mul] : op.get(ZERO)),
-    ...simd.f64x2Add,
-  ];
-  return {
-    name: withNoise ? 'x0UpdateNoise' : 'x0Update',
-    params: [I32, I32, I32, I32, I32, F64, F64, F64, F64, F64, F64, F64, F64],
-    locals: [I32, V128, V128, V128, ...Array<ValType>(8).fill(V128)],
-    body: [...splatF64(Array.from({ length: 8 }, (_, j) => [X0S + j, X0SV + j] as const)), ...loop4(END, I, storeHalves(OUT, I, half))],
-  };
-}
-
-/**
- * Heun's two stages (see heun.ts), with x0 = clamp(a*s + b*m, lo, hi):
- * heunFirst(end, out, deriv, s, m, a, b, lo, hi, sigma, dt): d = (s - x0) / sigma; deriv = f32(d); out = s + d * dt
- * heunSecond(end, out, first, s, m, start, a, b, lo, hi, sigma, dt): out = start + ((first + (s - x0) / sigma) / 2) * dt
- */
-function heun(second: boolean): WasmFunction {
-  const END = 0, OUT = 1, AUX = 2, S = 3, M = 4, START = 5; // AUX: deriv (first stage) or first (second stage)
-  const P = second ? 6 : 5; // a, b, lo, hi, sigma, dt: params P … P+5
-  const I = P + 6, SV = I + 1, XV = I + 2, HALF = I + 3, AV = I + 4; // splats of a … dt in locals AV … AV+5
-  const [a, b, lo, hi, sigma, dt] = Array.from({ length: 6 }, (_, j) => AV + j) as [number, number, number, number, number, number];
-  const x0 = (h: 0 | 8): number[] => [
-    ...loadF64x2(S, I, h), ...op.set(SV),
-    ...op.get(a), ...op.get(SV), ...simd.f64x2Mul, ...loadF64x2(M, I, h), ...op.get(b), ...simd.f64x2Mul, ...simd.f64x2Add,
-    ...op.get(lo), ...simd.f64x2Pmax, ...op.get(hi), ...simd.f64x2Pmin, ...op.set(XV),
-  ];
-  // (s - x0) / sigma
-  const slope = [...op.get(SV), ...op.get(XV), ...simd.f64x2Sub, ...op.get(sigma), ...simd.f64x2Div];
-  let body: number[];
-  if (!second) {
-    // the derivative is stored as float32, but the update uses it unrounded: the float32 copy times a large dt (sigma_max
-    // ~1e4 on squaredcos / zero-SNR schedules) would be off by ulp * dt, where diffusers' float32 x + (x0 - x) lands on x0
-    const derivHalf = (h: 0 | 8) => [...x0(h), ...slope];
-    const outHalf = (h: 0 | 8) => [...x0(h), ...slope, ...op.get(dt), ...simd.f64x2Mul, ...op.get(SV), ...simd.f64x2Add];
-    body = [...storeHalves(AUX, I, derivHalf), ...storeHalves(OUT, I, outHalf)];
-  } else {
-    const outHalf = (h: 0 | 8) => [
-      ...x0(h),
-      ...loadF64x2(START, I, h),
-      ...loadF64x2(AUX, I, h), ...slope, ...simd.f64x2Add, ...op.get(HALF), ...simd.f64x2Div,
-      ...op.get(dt), ...simd.f64x2Mul, ...simd.f64x2Add,
-    ];
-    body = storeHalves(OUT, I, outHalf);
-  }
-  const params: ValType[] = [I32, I32, I32, I32, I32, ...(second ? [I32 as ValType] : []), ...Array<ValType>(6).fill(F64)];
-  return {
-    name: second ? 'heunSecond' : 'heunFirst',
-    params,
-    locals: [I32, V128, V128, V128, ...Array<ValType>(6).fill(V128)],
-    body: [
-      ...[0x44, ...f64Bytes(2)], ...simd.f64x2Splat, ...op.set(HALF),
-      ...splatF64(Array.from({ length: 6 }, (_, j) => [P + j, AV + j] as const)),
-      ...loop4(END, I, body),
-    ],
-  };
-}
-
-/**
- * bridge(end, left, right, w, z, a, b, sd): left = ((w*a)*b) + (sd*z), right = w - left, each op rounded to float32
- * (the Brownian tree's bridge between a node's increment and its children's, as torch's float32 ops).
- */
-function bridge(): WasmFunction {
-  const END = 0, LEFT = 1, RIGHT = 2, W = 3, Z = 4, A = 5, B = 6, SD = 7, I = 8, AV = 9, BV = 10, SDV = 11, WV = 12, LV = 13;
-  const at = (base: number) => [...op.get(base), ...op.get(I), ...op.i32Add];
-  return {
-    name: 'bridge',
-    params: [I32, I32, I32, I32, I32, F32, F32, F32],
-    locals: [I32, V128, V128, V128, V128, V128],
-    body: [
-      ...op.get(A), ...simd.f32x4Splat, ...op.set(AV),
-      ...op.get(B), ...simd.f32x4Splat, ...op.set(BV),
-      ...op.get(SD), ...simd.f32x4Splat, ...op.set(SDV),
-      ...loop4(END, I, [
-        ...at(W), ...simd.load(), ...op.set(WV),
-        ...op.get(WV), ...op.get(AV), ...simd.f32x4Mul, ...op.get(BV), ...simd.f32x4Mul,
-        ...op.get(SDV), ...at(Z), ...simd.load(), ...simd.f32x4Mul, ...simd.f32x4Add, ...op.set(LV),
-        ...at(LEFT), ...op.get(LV), ...simd.store(),
-        ...at(RIGHT), ...op.get(WV), ...op.get(LV), ...simd.f32x4Sub, ...simd.store(),
-      ]),
-    ],
-  };
-}
-
-function f64Bytes(v: number): number[] {
-  return Array.from(new Uint8Array(Float64Array.of(v).buffer));
-}
-
-// ─── runtime ────────────────────────────────────────────────────────────────────────────────────────────────────
-
-type Kernel = (...args: number[]) => void;
-
-function instantiate(): { memory: WasmMemory; fns: Record<string, Kernel> } | null {
-  const functions = [guidance(), x0Update(false), x0Update(true)];
-  for (let k = 1; k <= MAX_TERMS; k++) functions.push(linearCombination(k, false));
-  functions.push(linearCombination(1, true), linearCombination(2, true), heun(false), heun(true), bridge());
-  return instantiateKernels<Record<string, Kernel>>(functions, 1);
-}
-
-const wasm = instantiate();
-let heap = wasm ? new Float32Array(wasm.memory.buffer) : new Float32Array(0);
-
-/** Whether the kernels run as WebAssembly SIMD (false: the JS loops). */
-export const simdAvailable = wasm !== null;
-
-/** Bytes per operand slot for n floats: whole 4-float groups, so kernels need no tail loop. */
-function slotBytes(n: number): number {
-  return Math.ceil(n / 4) * 16;
-}
-
-/** Makes room for `slots` operands of n floats; returns the slot size in bytes. */
-function reserve(slots: number, n: number): number {
-  const stride = slotBytes(n);
-  const need = slots * stride;
-  const memory = wasm!.memory;
-  if (memory.buffer.byteLength < need) memory.grow(Math.ceil((need - memory.buffer.byteLength) / 65536));
-  if (heap.buffer !== memory.buffer) heap = new Float32Array(memory.buffer);
-  return stride;
-}
-
-function put(slot: number, stride: number, a: Float32Array): number {
-  const base = slot * stride;
-  heap.set(a, base / 4);
-  return base;
-}
-
-function take(slot: number, stride: number, out: Float32Array): void {
-  const base = (slot * stride) / 4;
-  out.set(heap.subarray(base, base + out.length));
-}
+export { MAX_TERMS } from './latent-kernel-code.js';
+export { latentBuffer, simdAvailable, withLatentArena } from './latent-arena.js';
 
 function checkLength(a: Float32Array, n: number): void {
   if (a.length !== n) throw new Error(`tensor length ${a.length} does not match the latents (${n})`);
@@ -245,18 +26,18 @@ export function guidanceInto(out: Float32Array, guidanceScale: number, res: Floa
   const half = res.length;
   checkLength(out, 2 * half);
   const g = Math.fround(guidanceScale);
-  if (!wasm) {
+  if (!simdAvailable) {
     for (let i = 0; i < half; i++) {
       const u = out[i]!;
       res[i] = u + Math.fround(g * Math.fround(out[half + i]! - u));
     }
     return res;
   }
-  const stride = reserve(3, half);
-  put(0, stride, out.subarray(0, half));
-  put(1, stride, out.subarray(half));
-  wasm.fns.guidance!(slotBytes(half), 2 * stride, 0, stride, g);
-  take(2, stride, res);
+  const [uncond, cond] = [out.subarray(0, half), out.subarray(half)];
+  const call = new KernelCall(half, [res, uncond, cond]);
+  const u = call.input(uncond);
+  const c = call.input(cond);
+  call.run('guidance', call.end, call.output(res), u, c, g);
   return res;
 }
 
@@ -270,14 +51,14 @@ export function linearCombinationInto(
   const n = out.length;
   if (count < 1 || count > MAX_TERMS || (divisor !== null && count > 2)) throw new Error(`linearCombinationInto: ${count} terms`);
   for (let k = 0; k < count; k++) checkLength(bufs[k]!, n);
-  if (!wasm) return linearCombinationJs(coef, bufs, count, out, divisor);
-  const stride = reserve(count + 1, n);
-  const args = [slotBytes(n), count * stride];
-  for (let k = 0; k < count; k++) args.push(put(k, stride, bufs[k]!));
+  if (!simdAvailable) return linearCombinationJs(coef, bufs, count, out, divisor);
+  const call = new KernelCall(n, [out, ...bufs.slice(0, count)]);
+  const at: number[] = [];
+  for (let k = 0; k < count; k++) at.push(call.input(bufs[k]!));
+  const args = [call.end, call.output(out), ...at];
   for (let k = 0; k < count; k++) args.push(coef[k]!);
   if (divisor !== null) args.push(divisor);
-  wasm.fns[`lc${count}${divisor === null ? '' : 'div'}`]!(...args);
-  take(count, stride, out);
+  call.run(`lc${count}${divisor === null ? '' : 'div'}`, ...args);
   return out;
 }
 
@@ -325,7 +106,7 @@ export function x0UpdateInto(u: X0Terms, sample: Float32Array, modelOutput: Floa
   if (noise) checkLength(noise, n);
   const { x0S, x0M, lo, hi, p, q, r, e } = u;
   // pmin/pmax reproduce the JS if/else-if clamp only for lo <= hi
-  if (!wasm || !(lo <= hi)) {
+  if (!simdAvailable || !(lo <= hi)) {
     for (let i = 0; i < n; i++) {
       const s = sample[i]!;
       const m = modelOutput[i]!;
@@ -336,13 +117,11 @@ export function x0UpdateInto(u: X0Terms, sample: Float32Array, modelOutput: Floa
     }
     return out;
   }
-  const stride = reserve(4, n);
-  const s = put(0, stride, sample);
-  const m = put(1, stride, modelOutput);
-  const z = noise ? put(2, stride, noise) : 0;
-  const fn = noise ? wasm.fns.x0UpdateNoise! : wasm.fns.x0Update!;
-  fn(slotBytes(n), 3 * stride, s, m, z, x0S, x0M, lo, hi, p, q, r, e);
-  take(3, stride, out);
+  const call = new KernelCall(n, noise ? [out, sample, modelOutput, noise] : [out, sample, modelOutput]);
+  const s = call.input(sample);
+  const m = call.input(modelOutput);
+  const z = noise ? call.input(noise) : 0;
+  call.run(noise ? 'x0UpdateNoise' : 'x0Update', call.end, call.output(out), s, m, z, x0S, x0M, lo, hi, p, q, r, e);
   return out;
 }
 
@@ -361,7 +140,7 @@ export function heunFirstInto(u: HeunTerms, sample: Float32Array, modelOutput: F
   for (const a of [modelOutput, derivative, out]) checkLength(a, n);
   const { a, b, clip, sigma, dt } = u;
   // pmin/pmax match Math.min/Math.max only for a positive clip range (signed zeros)
-  if (!wasm || (clip !== null && !(clip > 0))) {
+  if (!simdAvailable || (clip !== null && !(clip > 0))) {
     for (let k = 0; k < n; k++) {
       const s = sample[k]!;
       let x0 = a * s + b * modelOutput[k]!;
@@ -372,12 +151,11 @@ export function heunFirstInto(u: HeunTerms, sample: Float32Array, modelOutput: F
     }
     return;
   }
-  const stride = reserve(4, n);
-  const s = put(0, stride, sample);
-  const m = put(1, stride, modelOutput);
-  wasm.fns.heunFirst!(slotBytes(n), 3 * stride, 2 * stride, s, m, a, b, clip === null ? -Infinity : -clip, clip ?? Infinity, sigma, dt);
-  take(2, stride, derivative);
-  take(3, stride, out);
+  const call = new KernelCall(n, [out, derivative, sample, modelOutput]);
+  const s = call.input(sample);
+  const m = call.input(modelOutput);
+  const [o, d] = [call.output(out), call.output(derivative)];
+  call.run('heunFirst', call.end, o, d, s, m, a, b, clip === null ? -Infinity : -clip, clip ?? Infinity, sigma, dt);
 }
 
 /** Second stage: out = start + ((first + (s - x0) / sigma) / 2) * dt. */
@@ -387,7 +165,7 @@ export function heunSecondInto(
   const n = sample.length;
   for (const a of [modelOutput, start, first, out]) checkLength(a, n);
   const { a, b, clip, sigma, dt } = u;
-  if (!wasm || (clip !== null && !(clip > 0))) {
+  if (!simdAvailable || (clip !== null && !(clip > 0))) {
     for (let k = 0; k < n; k++) {
       const s = sample[k]!;
       let x0 = a * s + b * modelOutput[k]!;
@@ -397,13 +175,12 @@ export function heunSecondInto(
     }
     return;
   }
-  const stride = reserve(5, n);
-  const s = put(0, stride, sample);
-  const m = put(1, stride, modelOutput);
-  const st = put(2, stride, start);
-  const f = put(3, stride, first);
-  wasm.fns.heunSecond!(slotBytes(n), 4 * stride, f, s, m, st, a, b, clip === null ? -Infinity : -clip, clip ?? Infinity, sigma, dt);
-  take(4, stride, out);
+  const call = new KernelCall(n, [out, sample, modelOutput, start, first]);
+  const s = call.input(sample);
+  const m = call.input(modelOutput);
+  const st = call.input(start);
+  const f = call.input(first);
+  call.run('heunSecond', call.end, call.output(out), f, s, m, st, a, b, clip === null ? -Infinity : -clip, clip ?? Infinity, sigma, dt);
 }
 
 /** The Brownian bridge: left = ((w*a)*b) + (sd*z) and right = w - left, each op rounded to float32. */
@@ -411,7 +188,7 @@ export function bridgeInto(w: Float32Array, z: Float32Array, a: number, b: numbe
   const n = w.length;
   for (const x of [z, left, right]) checkLength(x, n);
   const [fa, fb, fsd] = [Math.fround(a), Math.fround(b), Math.fround(sd)];
-  if (!wasm) {
+  if (!simdAvailable) {
     for (let k = 0; k < n; k++) {
       const l = Math.fround(Math.fround(Math.fround(w[k]! * fa) * fb) + Math.fround(fsd * z[k]!));
       left[k] = l;
@@ -419,10 +196,8 @@ export function bridgeInto(w: Float32Array, z: Float32Array, a: number, b: numbe
     }
     return;
   }
-  const stride = reserve(4, n);
-  const wAt = put(0, stride, w);
-  const zAt = put(1, stride, z);
-  wasm.fns.bridge!(slotBytes(n), 2 * stride, 3 * stride, wAt, zAt, fa, fb, fsd);
-  take(2, stride, left);
-  take(3, stride, right);
+  const call = new KernelCall(n, [left, right, w, z]);
+  const wAt = call.input(w);
+  const zAt = call.input(z);
+  call.run('bridge', call.end, call.output(left), call.output(right), wAt, zAt, fa, fb, fsd);
 }

@@ -22,6 +22,7 @@ import {
 } from './multistep-common.js';
 import { StepIndex } from './step-index.js';
 import { predictionCoefficients, rejectUnsupported, resolveConfig } from './vp-common.js';
+import { latentBuffer } from '../../simd/latent-kernels.js';
 
 export const dpmSolverSinglestepDefaults = {
   num_train_timesteps: 1000,
@@ -110,7 +111,7 @@ export class DPMSolverSinglestepScheduler extends MultistepScheduler {
     if (order === undefined) throw new Error(`step index ${i} is past the schedule`);
     while (this.history.back(order) === null) order--;
     if (order === 1 || this.chunkStart === null) {
-      const start = this.chunkStart?.length === sample.length ? this.chunkStart : new Float32Array(sample.length);
+      const start = this.chunkStart?.length === sample.length ? this.chunkStart : latentBuffer(sample.length);
       start.set(sample);
       this.chunkStart = start;
     }

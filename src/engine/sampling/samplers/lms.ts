@@ -15,7 +15,7 @@ import {
   sigmaToT,
   trainingSigmas,
 } from '../sigmas.js';
-import { linearCombinationInto } from '../../simd/latent-kernels.js';
+import { latentBuffer, linearCombinationInto } from '../../simd/latent-kernels.js';
 
 const f32 = Math.fround;
 
@@ -106,7 +106,7 @@ export class LMSDiscreteScheduler extends SigmaScheduler {
     const [a, b] = denoiserCoefficients(this.predictionType, sigma);
     const history = this.derivatives;
     const recycled = history.length >= LMS_ORDER ? history.shift()! : null;
-    const derivative = recycled !== null && recycled.length === n ? recycled : new Float32Array(n);
+    const derivative = recycled !== null && recycled.length === n ? recycled : latentBuffer(n);
     // ((1 - a) * sample - b * output) / sigma
     linearCombinationInto([1 - a, -b], [sample, modelOutput], 2, derivative, sigma);
     history.push(derivative);

@@ -20,6 +20,7 @@ import {
   type TrainingSigmas,
 } from '../sigmas.js';
 import { configFloat, LinearCombiner } from './vp-common.js';
+import { latentBuffer } from '../../simd/latent-kernels.js';
 
 // ─── schedule ───────────────────────────────────────────────────────────────────────────────────────────────────
 
@@ -162,7 +163,7 @@ export class OutputHistory {
   }
 
   next(length: number): Float32Array {
-    if (this.spare === null || this.spare.length !== length) this.spare = new Float32Array(length);
+    if (this.spare === null || this.spare.length !== length) this.spare = latentBuffer(length);
     return this.spare;
   }
 

@@ -5,6 +5,7 @@
  */
 import type { NoiseSampler, Scheduler, SchedulerConfig } from '../scheduler.js';
 import { RotatingBuffers } from '../scheduler.js';
+import { latentBuffer } from '../../simd/latent-kernels.js';
 import {
   addNoiseAlphaCumprod,
   integerTimesteps,
@@ -107,7 +108,7 @@ export class PNDMScheduler implements Scheduler {
       this.curSample = this.copy(sample, this.curSample);
     }
     // RK4 weights 1/6, 1/3, 1/3, 1/6: the first three accumulate, the fourth closes the sum and is used
-    const acc = (this.curModelOutput ??= new Float32Array(modelOutput.length));
+    const acc = (this.curModelOutput ??= latentBuffer(modelOutput.length));
     const weight = stage === 0 || stage === 3 ? 1 / 6 : 1 / 3;
     const started = stage !== 0;
     let eps: Float32Array;
@@ -180,7 +181,7 @@ export class PNDMScheduler implements Scheduler {
   }
 
   private copy(src: Float32Array, into: Float32Array | null): Float32Array {
-    const dst = into && into.length === src.length ? into : new Float32Array(src.length);
+    const dst = into && into.length === src.length ? into : latentBuffer(src.length);
     dst.set(src);
     return dst;
   }

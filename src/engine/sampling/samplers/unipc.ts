@@ -15,6 +15,7 @@ import {
 } from './multistep-common.js';
 import { StepIndex } from './step-index.js';
 import { LinearCombiner, predictionCoefficients, rejectUnsupported, resolveConfig } from './vp-common.js';
+import { latentBuffer } from '../../simd/latent-kernels.js';
 
 export const unipcDefaults = {
   num_train_timesteps: 1000,
@@ -228,7 +229,7 @@ export class UniPCMultistepScheduler extends MultistepScheduler {
   }
 
   private buffer(length: number): Float32Array {
-    const b = this.spare !== null && this.spare.length === length ? this.spare : new Float32Array(length);
+    const b = this.spare !== null && this.spare.length === length ? this.spare : latentBuffer(length);
     this.spare = null;
     return b;
   }
