@@ -239,3 +239,22 @@ describe('Brownian tree limits', () => {
     expect(tree.increment(2, 2)).toEqual(new Float32Array(16));
   });
 });
+
+describe('Brownian tree cache', () => {
+  // A node's increment does not depend on what was cached or evicted before; a tree that has evicted and reused
+  // hundreds of buffers must still answer every query as a fresh tree does.
+  it('answers as a fresh tree after many evictions and reused buffers', () => {
+    const [t0, t1] = [f32(0.03), f32(14.6)];
+    const long = new BrownianTree(t0, t1, 32, 7n);
+    let s = 12345;
+    const rand = (): number => {
+      s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+      return t0 + (s / 2 ** 32) * (t1 - t0);
+    };
+    for (let q = 0; q < 400; q++) {
+      const [a, b] = [rand(), rand()].sort((x, y) => x - y) as [number, number];
+      if (pyRound6(a) === pyRound6(b)) continue;
+      expect(Array.from(long.increment(a, b)), `query ${q}`).toEqual(Array.from(new BrownianTree(t0, t1, 32, 7n).increment(a, b)));
+    }
+  });
+});

@@ -72,6 +72,12 @@ export class BrownianTree {
   /** node → its increment, in least-recently-used order */
   private readonly cache = new Map<TreeNode, Float32Array>();
   private readonly cacheSize: number;
+  /**
+   * Increments evicted from the cache, reused for new ones, and the bridge noise's buffer: a run bridges ~1000
+   * nodes, and three fresh latent-sized arrays per bridge kept the garbage collector busy.
+   */
+  private readonly spare: Float32Array[] = [];
+  private readonly z: Float32Array;
 
   constructor(
     t0: number,
@@ -81,6 +87,7 @@ export class BrownianTree {
   ) {
     if (!(t0 <= t1)) throw new Error(`Brownian tree: initial time ${t0} should be less than terminal time ${t1}`);
     this.cacheSize = Math.min(CACHE_MAX, Math.max(CACHE_MIN, Math.floor(CACHE_BYTES / (4 * numel))));
+    this.z = new Float32Array(numel);
     this.root = newNode(t0, t1, null, false);
     const [wSeed] = new SeedSequence(entropy, { poolSize: POOL_SIZE }).generateState(3);
     // the unrounded ends set the root's scale; generate_state's second word seeds a space-time Lévy area no one reads
@@ -180,9 +187,10 @@ export class BrownianTree {
     const a = f32(leftDiff);
     const b = f32(h);
     const sd = f32(Math.sqrt(leftDiff * rightDiff * h));
-    const z = new TorchGenerator(parent.wSeed).randn(this.numel);
-    const left = new Float32Array(this.numel);
-    const right = new Float32Array(this.numel);
+    const z = new TorchGenerator(parent.wSeed).randnInto(this.z);
+    // w is not among the spares: it is the root's, a cached one, or one just bridged (the most recently cached)
+    const left = this.spare.pop() ?? new Float32Array(this.numel);
+    const right = this.spare.pop() ?? new Float32Array(this.numel);
     bridgeInto(w, z, a, b, sd, left, right);
     return [left, right];
   }
@@ -190,7 +198,12 @@ export class BrownianTree {
   private remember(node: TreeNode, w: Float32Array): void {
     this.cache.delete(node);
     this.cache.set(node, w);
-    if (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
+    if (this.cache.size > this.cacheSize) {
+      const [oldest, increment] = this.cache.entries().next().value!;
+      this.cache.delete(oldest);
+      // callers use an increment at once (summed or bridged from) and never keep it, so it is free now
+      this.spare.push(increment);
+    }
   }
 }
 

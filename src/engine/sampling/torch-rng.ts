@@ -219,8 +219,12 @@ export class TorchGenerator {
 
   /** `torch.randn(shape, generator=g)` in float32. */
   randn(shape: readonly number[] | number): Float32Array {
-    const numel = numelOf(shape);
-    const out = new Float32Array(numel);
+    return this.randnInto(new Float32Array(numelOf(shape)));
+  }
+
+  /** `randn` of out.length values written into `out` (for callers that reuse a buffer draw after draw). */
+  randnInto(out: Float32Array): Float32Array {
+    const numel = out.length;
     if (numel < 16) {
       for (let k = 0; k < numel; k++) out[k] = this.normalDouble();
       return out;
