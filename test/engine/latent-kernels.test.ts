@@ -5,7 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  bridgeInto, guidanceInto, heunFirstInto, heunSecondInto, linearCombinationInto, MAX_TERMS, simdAvailable, x0UpdateInto,
+  bridgeInto, f32FormulaInto, guidanceInto, heunFirstInto, heunSecondInto, linearCombinationInto, MAX_TERMS, simdAvailable,
+  x0UpdateInto,
 } from '../../src/engine/simd/latent-kernels.js';
 
 const f32 = Math.fround;
@@ -90,6 +91,27 @@ describe('latent kernels', () => {
       bridgeInto(w, z, 0.731, 1 / 3.3, 0.4173, left, right);
       expect(bits(left)).toEqual(bits(wantL));
       expect(bits(right)).toEqual(bits(wantR));
+    }
+  });
+
+  it('float32 formulas: every op rounded to float32, parameters rounded first', () => {
+    const [p0, p1, p2] = [0.7311, -1.37, 0.0417];
+    const [q0, q1, q2] = [f32(p0), f32(p1), f32(p2)];
+    const cases = {
+      sdeDenoisedEps: (a: number, b: number) => f32(a - f32(q0 * b)),
+      sdeDenoisedV: (a: number, b: number) => f32(f32(b * q0) + f32(a / q1)),
+      sdeStep: (a: number, b: number, c: number) => f32(f32(f32(q0 * a) - f32(q1 * b)) + f32(c * q2)),
+      sdeLastStep: (a: number, b: number) => f32(a + f32(f32(f32(a - b) / q0) * q1)),
+      divide: (a: number) => f32(a / q0),
+    } as const;
+    for (const n of LENGTHS) {
+      const ins = [values(n, 11), values(n, 12), values(n, 13)];
+      for (const [name, fn] of Object.entries(cases) as [keyof typeof cases, (...v: number[]) => number][]) {
+        const k = fn.length;
+        const want = Float32Array.from({ length: n }, (_, i) => fn(...ins.slice(0, k).map((a) => a[i]!)));
+        const params = [p0, p1, p2].slice(0, name === 'sdeStep' ? 3 : name === 'sdeDenoisedEps' || name === 'divide' ? 1 : 2);
+        expect(bits(f32FormulaInto(name, ins.slice(0, k), params, new Float32Array(n))), `${name} n=${n}`).toEqual(bits(want));
+      }
     }
   });
 

@@ -180,6 +180,55 @@ function bridge(): WasmFunction {
   };
 }
 
+/**
+ * A float32 formula over latent arrays and scalars, each operation rounded to float32 as torch's float32 tensor ops
+ * are: `in(k)` is element i of input k, `p(k)` scalar parameter k.
+ */
+export type F32Expr = { in: number } | { p: number } | { op: '+' | '-' | '*' | '/'; a: F32Expr; b: F32Expr };
+
+const input = (k: number): F32Expr => ({ in: k });
+const param = (k: number): F32Expr => ({ p: k });
+const add = (a: F32Expr, b: F32Expr): F32Expr => ({ op: '+', a, b });
+const sub = (a: F32Expr, b: F32Expr): F32Expr => ({ op: '-', a, b });
+const mul = (a: F32Expr, b: F32Expr): F32Expr => ({ op: '*', a, b });
+const div = (a: F32Expr, b: F32Expr): F32Expr => ({ op: '/', a, b });
+
+/** The float32 formulas that have kernels: name → inputs, parameters and the formula (see the samplers using them). */
+export const F32_FORMULAS = {
+  /** DPM++ SDE's denoised estimate, epsilon: sample - sigma * output */
+  sdeDenoisedEps: { inputs: 2, params: 1, expr: sub(input(0), mul(param(0), input(1))) },
+  /** and v-prediction: output * a + sample / (sigma² + 1) */
+  sdeDenoisedV: { inputs: 2, params: 2, expr: add(mul(input(1), param(0)), div(input(0), param(1))) },
+  /** its stochastic step: keep * from - take * denoised + noise * sigmaUp */
+  sdeStep: { inputs: 3, params: 3, expr: add(sub(mul(param(0), input(0)), mul(param(1), input(1))), mul(input(2), param(2))) },
+  /** its last (Euler) step: sample + ((sample - denoised) / sigma) * dt */
+  sdeLastStep: { inputs: 2, params: 2, expr: add(input(0), mul(div(sub(input(0), input(1)), param(0)), param(1))) },
+  /** scaling by a divisor: x / c */
+  divide: { inputs: 1, params: 1, expr: div(input(0), param(0)) },
+} as const satisfies Record<string, { inputs: number; params: number; expr: F32Expr }>;
+
+export type F32FormulaName = keyof typeof F32_FORMULAS;
+
+const F32_OPS = { '+': simd.f32x4Add, '-': simd.f32x4Sub, '*': simd.f32x4Mul, '/': simd.f32x4Div };
+
+/** f32:<name>(end, out, in0 … , p0 … ): out = formula, 4 lanes at a time. */
+function f32Formula(name: F32FormulaName): WasmFunction {
+  const { inputs, params, expr } = F32_FORMULAS[name];
+  const END = 0, OUT = 1, IN = 2, P = 2 + inputs, I = P + params, PV = I + 1;
+  const emit = (e: F32Expr): number[] => {
+    if ('in' in e) return [...op.get(IN + e.in), ...op.get(I), ...op.i32Add, ...simd.load()];
+    if ('p' in e) return op.get(PV + e.p);
+    return [...emit(e.a), ...emit(e.b), ...F32_OPS[e.op]];
+  };
+  const splats = Array.from({ length: params }, (_, k) => [...op.get(P + k), ...simd.f32x4Splat, ...op.set(PV + k)]).flat();
+  return {
+    name: `f32:${name}`,
+    params: [I32, I32, ...Array<ValType>(inputs).fill(I32), ...Array<ValType>(params).fill(F32)],
+    locals: [I32, ...Array<ValType>(params).fill(V128)],
+    body: [...splats, ...loop4(END, I, [...op.get(OUT), ...op.get(I), ...op.i32Add, ...emit(expr), ...simd.store()])],
+  };
+}
+
 function f64Bytes(v: number): number[] {
   return Array.from(new Uint8Array(Float64Array.of(v).buffer));
 }
@@ -189,5 +238,6 @@ export function latentKernelFunctions(): WasmFunction[] {
   const functions = [guidance(), x0Update(false), x0Update(true)];
   for (let k = 1; k <= MAX_TERMS; k++) functions.push(linearCombination(k, false));
   functions.push(linearCombination(1, true), linearCombination(2, true), heun(false), heun(true), bridge());
+  for (const name of Object.keys(F32_FORMULAS) as F32FormulaName[]) functions.push(f32Formula(name));
   return functions;
 }

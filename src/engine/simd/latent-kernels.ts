@@ -12,9 +12,9 @@
  * took from its arena, copied for the rest). The kernels' code: latent-kernel-code.ts.
  */
 import { KernelCall, simdAvailable } from './latent-arena.js';
-import { MAX_TERMS } from './latent-kernel-code.js';
+import { F32_FORMULAS, MAX_TERMS, type F32Expr, type F32FormulaName } from './latent-kernel-code.js';
 
-export { MAX_TERMS } from './latent-kernel-code.js';
+export { MAX_TERMS, type F32FormulaName } from './latent-kernel-code.js';
 export { latentBuffer, simdAvailable, withLatentArena } from './latent-arena.js';
 
 function checkLength(a: Float32Array, n: number): void {
@@ -200,4 +200,30 @@ export function bridgeInto(w: Float32Array, z: Float32Array, a: number, b: numbe
   const wAt = call.input(w);
   const zAt = call.input(z);
   call.run('bridge', call.end, call.output(left), call.output(right), wAt, zAt, fa, fb, fsd);
+}
+
+/**
+ * out[i] = the named float32 formula (latent-kernel-code.ts's F32_FORMULAS) of inputs[..][i] and `params`, every
+ * operation rounded to float32. Parameters are rounded to float32 first, as torch does with a Python scalar.
+ */
+export function f32FormulaInto(name: F32FormulaName, inputs: readonly Float32Array[], params: readonly number[], out: Float32Array): Float32Array {
+  const formula = F32_FORMULAS[name];
+  if (inputs.length !== formula.inputs || params.length !== formula.params) throw new Error(`${name}: ${inputs.length} inputs, ${params.length} params`);
+  const n = out.length;
+  for (const a of inputs) checkLength(a, n);
+  const ps = params.map((v) => Math.fround(v));
+  if (!simdAvailable) {
+    const at = (e: F32Expr, i: number): number => {
+      if ('in' in e) return inputs[e.in]![i]!;
+      if ('p' in e) return ps[e.p]!;
+      const [a, b] = [at(e.a, i), at(e.b, i)];
+      return Math.fround(e.op === '+' ? a + b : e.op === '-' ? a - b : e.op === '*' ? a * b : a / b);
+    };
+    for (let i = 0; i < n; i++) out[i] = at(formula.expr, i);
+    return out;
+  }
+  const call = new KernelCall(n, [out, ...inputs]);
+  const at = inputs.map((a) => call.input(a));
+  call.run(`f32:${name}`, call.end, call.output(out), ...at, ...ps);
+  return out;
 }

@@ -118,6 +118,7 @@ export const simd = {
   f32x4Add: op.simd(0xe4),
   f32x4Sub: op.simd(0xe5),
   f32x4Mul: op.simd(0xe6),
+  f32x4Div: op.simd(0xe7),
   f64x2Sqrt: op.simd(0xef),
   f64x2Add: op.simd(0xf0),
   f64x2Sub: op.simd(0xf1),

@@ -12,6 +12,7 @@ import type { NoiseSampler, SchedulerConfig } from '../scheduler.js';
 import { BrownianNoise } from '../brownian-stream.js';
 import { spacedTimesteps } from '../noise-schedule.js';
 import { torchExpF32, torchLogF32 } from '../sleef-f32.js';
+import { f32FormulaInto } from '../../simd/latent-kernels.js';
 import {
   SigmaScheduler,
   configFlag,
@@ -159,9 +160,7 @@ export class DPMSolverSDEScheduler extends SigmaScheduler {
   scaleModelInput(sample: Float32Array, t: number, into?: Float32Array): Float32Array {
     const sigma = this.secondCall ? this.midSigma : this.sigmas[this.currentIndex(t)]!;
     const c = f32(Math.sqrt(f32(f32(sigma * sigma) + 1)));
-    const out = into ?? this.scaled.next(sample.length);
-    for (let k = 0; k < sample.length; k++) out[k] = sample[k]! / c;
-    return out;
+    return f32FormulaInto('divide', [sample], [c], into ?? this.scaled.next(sample.length));
   }
 
   step(modelOutput: Float32Array, t: number, sample: Float32Array, _noise: NoiseSampler): Float32Array {
@@ -180,8 +179,7 @@ export class DPMSolverSDEScheduler extends SigmaScheduler {
     const out = this.outputs.next(n);
 
     if (sigmaNext === 0) {
-      const dt = f32(sigmaNext - sigma);
-      for (let k = 0; k < n; k++) out[k] = f32(sample[k]! + f32(f32(f32(sample[k]! - x0[k]!) / sigma) * dt));
+      f32FormulaInto('sdeLastStep', [sample, x0], [sigma, f32(sigmaNext - sigma)], out);
     } else {
       const tNext = firstOrder ? tProposed : tNextFull;
       const from = firstOrder ? sample : this.start!;
@@ -195,11 +193,7 @@ export class DPMSolverSDEScheduler extends SigmaScheduler {
       const ancestralT = -torchLogF32(sigmaDown);
       const keep = f32(torchExpF32(-ancestralT) / sigmaFrom);
       const take = f32(Math.expm1(f32(tNow - ancestralT)));
-      const z = this.noise.sample(sigmaFrom, sigmaTo);
-      for (let k = 0; k < n; k++) {
-        const x = f32(f32(keep * from[k]!) - f32(take * x0[k]!));
-        out[k] = f32(x + f32(z[k]! * sigmaUp));
-      }
+      f32FormulaInto('sdeStep', [from, x0, this.noise.sample(sigmaFrom, sigmaTo)], [keep, take, sigmaUp], out);
       if (firstOrder) {
         this.start = reuseBuffer(this.start, n);
         this.start.set(sample);
@@ -215,13 +209,9 @@ export class DPMSolverSDEScheduler extends SigmaScheduler {
   private denoised(modelOutput: Float32Array, sample: Float32Array, sigmaInput: number): Float32Array {
     const n = sample.length;
     const x0 = (this.x0 = reuseBuffer(this.x0, n));
-    if (this.predictionType === 'epsilon') {
-      for (let k = 0; k < n; k++) x0[k] = sample[k]! - f32(sigmaInput * modelOutput[k]!);
-    } else {
-      const s2p1 = f32(f32(sigmaInput * sigmaInput) + 1);
-      const a = f32(-sigmaInput / f32(Math.sqrt(s2p1)));
-      for (let k = 0; k < n; k++) x0[k] = f32(modelOutput[k]! * a) + f32(sample[k]! / s2p1);
-    }
-    return x0;
+    if (this.predictionType === 'epsilon') return f32FormulaInto('sdeDenoisedEps', [sample, modelOutput], [sigmaInput], x0);
+    const s2p1 = f32(f32(sigmaInput * sigmaInput) + 1);
+    const a = f32(-sigmaInput / f32(Math.sqrt(s2p1)));
+    return f32FormulaInto('sdeDenoisedV', [sample, modelOutput], [a, s2p1], x0);
   }
 }
