@@ -1,5 +1,5 @@
 /**
- * randn/rand micro-benchmark (`npx tsx bench/randn.ts`): warm median per call of torch-CPU-exact draws of 32768
+ * randn/rand micro-benchmark (`npm run bench:randn`): warm median per call of torch-CPU-exact draws of 32768
  * values (SD1.5 latents of two images), and the Brownian noise a 30-step DPM++ SDE run draws for them (two trees of
  * 16384 values, 60 increments along a geometric sigma grid), whose tree draws ~17 randn per increment.
  * SDBOT_NO_SIMD=1 measures the JS fallback.
