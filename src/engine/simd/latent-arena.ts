@@ -65,7 +65,13 @@ export async function withLatentArena<T>(numel: number, buffers: number, loop: (
   if (!makeInstance) return loop();
   const stride = slotBytes(numel);
   const end = buffers * stride;
-  const arena: Arena = { instance: instance(Math.ceil((end + MAX_OPERANDS * stride) / PAGE)), numel, used: 0, end };
+  let made: Instance;
+  try {
+    made = instance(Math.ceil((end + MAX_OPERANDS * stride) / PAGE));
+  } catch {
+    return loop(); // no memory for an arena (address space, or a huge batch): ordinary arrays work the same
+  }
+  const arena: Arena = { instance: made, numel, used: 0, end };
   arenas.set(arena.instance.memory.buffer, arena);
   const outer = current;
   current = arena;
