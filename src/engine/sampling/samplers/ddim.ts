@@ -34,7 +34,7 @@ export const ddimDefaults = {
 };
 
 export class DDIMScheduler implements Scheduler {
-    /** Step outputs rotate through three buffers instead of a fresh allocation per step. */
+  /** Step outputs rotate through three buffers instead of a fresh allocation per step. */
   private readonly outputs = new RotatingBuffers();
   readonly config: typeof ddimDefaults & SchedulerConfig;
   readonly timesteps: readonly number[];

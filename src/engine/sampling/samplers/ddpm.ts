@@ -33,7 +33,7 @@ export const ddpmDefaults = {
 };
 
 export class DDPMScheduler implements Scheduler {
-    /** Step outputs rotate through three buffers instead of a fresh allocation per step. */
+  /** Step outputs rotate through three buffers instead of a fresh allocation per step. */
   private readonly outputs = new RotatingBuffers();
   readonly config: typeof ddpmDefaults & SchedulerConfig;
   readonly timesteps: readonly number[];

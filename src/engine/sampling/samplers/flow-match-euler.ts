@@ -65,7 +65,7 @@ export function flowMatchSchedule(config: FlowMatchConfig, n: number): { timeste
 }
 
 export class FlowMatchEulerDiscreteScheduler implements Scheduler {
-    /** Step outputs rotate through three buffers instead of a fresh allocation per step. */
+  /** Step outputs rotate through three buffers instead of a fresh allocation per step. */
   protected readonly outputs = new RotatingBuffers();
   readonly config: FlowMatchConfig;
   readonly timesteps: readonly number[];

@@ -63,7 +63,7 @@ export function lcmTimesteps(config: SchedulerConfig, n: number, originalSteps: 
 }
 
 export class LCMScheduler implements Scheduler {
-    /** Step outputs rotate through three buffers instead of a fresh allocation per step. */
+  /** Step outputs rotate through three buffers instead of a fresh allocation per step. */
   private readonly outputs = new RotatingBuffers();
   readonly config: typeof lcmDefaults & SchedulerConfig;
   readonly timesteps: readonly number[];

@@ -36,7 +36,7 @@ const PLMS_WEIGHTS: readonly (readonly number[])[] = [
 ];
 
 export class PNDMScheduler implements Scheduler {
-    /** Step outputs rotate through three buffers instead of a fresh allocation per step. */
+  /** Step outputs rotate through three buffers instead of a fresh allocation per step. */
   private readonly outputs = new RotatingBuffers();
   readonly config: typeof pndmDefaults & SchedulerConfig;
   readonly timesteps: readonly number[];
