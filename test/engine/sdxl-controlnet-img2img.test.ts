@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine } from '../../src/engine/create-engine.js';
 import { readPngParameters } from '../../src/engine/image/index.js';
+import { requestFromOptions } from '../../src/cli/generate.js';
 import { sdxlTimeIds } from '../../src/engine/pipelines/stable-diffusion-xl.js';
 import { parseRequest, type GenerationRequestInput } from '../../src/queue/job.js';
 import { caseRequest, FIXTURE_MODELS, loadCases, maxAbsDiff, runCase, type FixtureCase } from '../helpers/fixture-cases.js';
@@ -93,6 +94,18 @@ describe('SDXL ControlNet img2img and inpaint (4-channel UNet) reproduce diffuse
     }
     const g = controlRequest(cases4.find((c) => c.guess_mode)!, 'tiny-sdxl-controlnet');
     expect(maxAbsDiff(await latentsOf(engine, g), await latentsOf(engine, { ...g, controlGuessMode: false }))).toBeGreaterThan(1e-2);
+  });
+
+  it('sdbot generate --init-image --mask --control-image … makes the inpaint job that reproduces sdxlcninp_legacy_s1', async () => {
+    const c = cases4.find((k) => k.id === 'sdxlcninp_legacy_s1')!;
+    const k = c.controls[0]!;
+    const request = requestFromOptions({
+      model: XLCN, prompt: c.prompt, seed: String(c.seed), out: '/tmp', count: c.batch_size, steps: c.steps, cfg: c.guidance_scale,
+      sampler: 'euler_a', width: c.width, height: c.height, initImage: join(FIXTURE_MODELS, c.inputs!['init_image']!),
+      mask: join(FIXTURE_MODELS, c.inputs!['mask_image']!), controlImage: join(FIXTURE_MODELS, k.image), controlEnd: [k.control_guidance_end],
+    });
+    expect([request.kind, request.strength, request.controlImage?.kind]).toEqual(['inpaint', 1, 'file']);
+    await runCase(engine, c, request);
   });
 
   it('refuses a control with the refiner hand-off, readably', async () => {
