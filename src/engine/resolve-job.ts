@@ -161,7 +161,7 @@ export async function resolveJob(
 /** Job kinds whose pipelines take ControlNet residuals; the others (depth2img, upscale, variation) have no place for them. */
 const CONTROL_KINDS: ReadonlySet<GenerationRequest['kind']> = new Set(['txt2img', 'controlnet', 'img2img', 'inpaint']);
 /** Model families whose pipeline implements guess mode. */
-const GUESS_MODE_FAMILIES: ReadonlySet<string> = new Set(['sd']);
+const GUESS_MODE_FAMILIES: ReadonlySet<string> = new Set(['sd', 'sdxl']);
 
 /** The request's controls with their ControlNet graphs and conditioning images, checked against the model. */
 async function resolveControls(
@@ -176,7 +176,7 @@ async function resolveControls(
   }
   if (request.controlGuessMode) {
     if (specs.length === 0) throw new BadRequestError('Guess mode is a ControlNet setting: add a control image.');
-    if (!GUESS_MODE_FAMILIES.has(info.family)) throw new BadRequestError(`ControlNet guess mode is supported for SD 1.x / 2.x models only, not ${info.name} (${info.family}).`);
+    if (!GUESS_MODE_FAMILIES.has(info.family)) throw new BadRequestError(`ControlNet guess mode is supported for SD 1.x / 2.x and SDXL models only, not ${info.name} (${info.family}).`);
   }
   const resolved: ResolvedControl[] = [];
   for (const [k, spec] of specs.entries()) {

@@ -46,11 +46,12 @@ describe('SD3 ControlNet reproduces diffusers', async () => {
     }
   });
 
-  it('refuses img2img and skip-layer guidance together with an SD3 ControlNet', async () => {
+  it('refuses img2img, skip-layer guidance and guess mode together with an SD3 ControlNet', async () => {
     const c = loadCases(MODEL).find((x) => x.id === 'sd3cn_edges')!;
     const req = caseRequest(c);
     await expect(engine.runJob(parseRequest({ ...req, kind: 'img2img', initImage: req.controlImage }), {})).rejects.toThrow(/text only/);
     await expect(engine.runJob(parseRequest({ ...req, slg: { layers: [1], scale: 2.5, start: 0.01, end: 0.2 } }), {})).rejects.toThrow(/Skip-layer guidance/);
+    await expect(engine.runJob(parseRequest({ ...req, controlGuessMode: true }), {})).rejects.toThrow(/guess mode is supported for SD 1.x \/ 2.x and SDXL models only, not .* \(sd3\)/);
   });
 });
 

@@ -2,7 +2,9 @@
  * SDXL base and refiner: txt2img, img2img and inpaint as diffusers' StableDiffusionXLPipeline /
  * StableDiffusionXLImg2ImgPipeline / StableDiffusionXLInpaintPipeline (0.30.3), and the "ensemble of experts" hand-off
  * (base with denoising_end, refiner with denoising_start on the base's latents, the same generators; with a mask, both
- * as the inpaint pipeline).
+ * as the inpaint pipeline). ControlNets in all three as StableDiffusionXLControlNetPipeline /
+ * StableDiffusionXLControlNetImg2ImgPipeline / StableDiffusionXLControlNetInpaintPipeline: the same latents, schedule
+ * and draws as without control, the residuals added at each step (controlResiduals).
  *
  *   CLIP encoders (penultimate layers concatenated, pooled from the last) → time_ids (size/crop micro-conditioning,
  *   or the refiner's size/crop/aesthetic score) → latents → denoise with text_embeds + time_ids → decode
@@ -105,10 +107,11 @@ export async function denoiseSdxl(model: LoadedModel, p: PipelineParams, range: 
   const { info } = model;
   if (!model.textEncoder2 || !model.tokenizer2) throw new BadRequestError(`${info.name} has no text_encoder_2/tokenizer_2, which SDXL needs.`);
   const inpaintUnet = checkInpaintInputs(model, p);
-  // StableDiffusionXLControlNetPipeline is txt2img only; its img2img / inpaint siblings and the expert hand-off are not
-  // reproduced here yet. (A residual UNet with no control still runs everywhere: its ControlNet at scale 0.)
-  if ((p.controls?.length ?? 0) > 0 && (p.init || range.denoisingEnd !== undefined || range.denoisingStart !== undefined)) {
-    throw new BadRequestError(`SDXL ControlNets go with txt2img jobs here (no init image, mask or refiner): drop the ${p.init ? (p.mask ? 'inpaint mask and image' : 'init image') : 'refiner'} or the control image.`);
+  // Controls follow StableDiffusionXLControlNet{,Img2Img,Inpaint}Pipeline: txt2img, img2img and inpaint share the steps
+  // below. The expert hand-off with a control (only the inpaint one takes denoising_start/end) is not reproduced.
+  // (A residual UNet with no control still runs everywhere: its ControlNet at scale 0.)
+  if ((p.controls?.length ?? 0) > 0 && (range.denoisingEnd !== undefined || range.denoisingStart !== undefined)) {
+    throw new BadRequestError('SDXL ControlNets do not go with a refiner hand-off here: drop the refiner or the control image.');
   }
   const notes: string[] = [];
   const n = p.seeds.length;
