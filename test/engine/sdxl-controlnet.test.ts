@@ -3,6 +3,8 @@
  * graph attached from outside, against scripts/fixtures/gen_sdxl_controlnet.py; load-time checks for ControlNets made
  * for another family.
  */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { modelInfosFromConfig } from '../../src/bot/core/model-info.js';
@@ -87,5 +89,25 @@ describe('SDXL ControlNet folders in the bot', () => {
   it('a StableDiffusionXLControlNetPipeline folder is the SDXL family\'s ControlNet model', () => {
     const [info] = modelInfosFromConfig({ models: [{ id: 'xlcn', dir: XLCN, load: true }], defaultModel: 'xlcn' });
     expect(info).toMatchObject({ family: 'sdxl', role: 'controlnet' });
+  });
+
+  it('ControlNet img2img folders are ControlNet models, ControlNet inpaint folders inpaint models', () => {
+    const folder = (cls: string): string => {
+      const dir = mkdtempSync(join(tmpdir(), 'sdbot-cls-'));
+      writeFileSync(join(dir, 'model_index.json'), JSON.stringify({ _class_name: cls }));
+      return dir;
+    };
+    const infos = modelInfosFromConfig({
+      models: [
+        { id: 'a', dir: folder('StableDiffusionXLControlNetImg2ImgPipeline'), load: true },
+        { id: 'b', dir: folder('StableDiffusionXLControlNetInpaintPipeline'), load: true },
+        { id: 'c', dir: folder('StableDiffusionControlNetImg2ImgPipeline'), load: true },
+        { id: 'd', dir: folder('StableDiffusionControlNetInpaintPipeline'), load: true },
+      ],
+      defaultModel: 'a',
+    });
+    expect(infos.map((i) => [i.family, i.role])).toEqual([
+      ['sdxl', 'controlnet'], ['sdxl', 'inpaint'], ['sd15', 'controlnet'], ['sd15', 'inpaint'],
+    ]);
   });
 });

@@ -12,6 +12,9 @@ const PIPELINES: Record<string, { family: string; role: ModelRole }> = {
   StableDiffusionImg2ImgPipeline: { family: 'sd15', role: 'base' },
   StableDiffusionInpaintPipeline: { family: 'sd15', role: 'inpaint' },
   StableDiffusionControlNetPipeline: { family: 'sd15', role: 'controlnet' },
+  StableDiffusionControlNetImg2ImgPipeline: { family: 'sd15', role: 'controlnet' },
+  // a ControlNet inpaint folder's UNet may be the 9-channel inpaint one, which plain jobs cannot use
+  StableDiffusionControlNetInpaintPipeline: { family: 'sd15', role: 'inpaint' },
   StableDiffusionDepth2ImgPipeline: { family: 'sd2', role: 'depth' },
   StableDiffusionUpscalePipeline: { family: 'sd2', role: 'upscaler' },
   StableUnCLIPImg2ImgPipeline: { family: 'sd2', role: 'variation' },
@@ -20,6 +23,8 @@ const PIPELINES: Record<string, { family: string; role: ModelRole }> = {
   StableDiffusionXLImg2ImgPipeline: { family: 'sdxl', role: 'refiner' },
   StableDiffusionXLInpaintPipeline: { family: 'sdxl', role: 'inpaint' },
   StableDiffusionXLControlNetPipeline: { family: 'sdxl', role: 'controlnet' },
+  StableDiffusionXLControlNetImg2ImgPipeline: { family: 'sdxl', role: 'controlnet' },
+  StableDiffusionXLControlNetInpaintPipeline: { family: 'sdxl', role: 'inpaint' },
   StableDiffusion3Pipeline: { family: 'sd3', role: 'base' },
   StableDiffusion3ControlNetPipeline: { family: 'sd3', role: 'controlnet' },
   StableDiffusion3InpaintPipeline: { family: 'sd3', role: 'inpaint' },
