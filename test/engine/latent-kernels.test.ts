@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   bridgeInto, f32FormulaInto, guidanceInto, heunFirstInto, heunSecondInto, linearCombinationInto, MAX_TERMS, simdAvailable,
-  x0UpdateInto,
+  x0UpdateInto, type F32FormulaName,
 } from '../../src/engine/simd/latent-kernels.js';
 
 const f32 = Math.fround;
@@ -95,22 +95,27 @@ describe('latent kernels', () => {
   });
 
   it('float32 formulas: every op rounded to float32, parameters rounded first', () => {
-    const [p0, p1, p2] = [0.7311, -1.37, 0.0417];
-    const [q0, q1, q2] = [f32(p0), f32(p1), f32(p2)];
-    const cases = {
-      sdeDenoisedEps: (a: number, b: number) => f32(a - f32(q0 * b)),
-      sdeDenoisedV: (a: number, b: number) => f32(f32(b * q0) + f32(a / q1)),
-      sdeStep: (a: number, b: number, c: number) => f32(f32(f32(q0 * a) - f32(q1 * b)) + f32(c * q2)),
-      sdeLastStep: (a: number, b: number) => f32(a + f32(f32(f32(a - b) / q0) * q1)),
-      divide: (a: number) => f32(a / q0),
-    } as const;
+    const raw = [0.7311, -1.37, 0.0417, 1.9, 2.21];
+    const q = raw.map(f32);
+    // DPM++ SDE's denoised estimates (see the sampler), then its steps, written out as plain float32 JS
+    const x0Eps = (s: number, m: number, c: number) => f32(s - f32(c * m));
+    const x0V = (s: number, m: number, c: number, d: number) => f32(f32(m * c) + f32(s / d));
+    const step = (from: number, x0: number, z: number) => f32(f32(f32(q[0]! * from) - f32(q[1]! * x0)) + f32(z * q[2]!));
+    const last = (s: number, x0: number) => f32(s + f32(f32(f32(s - x0) / q[0]!) * q[1]!));
+    const cases: Record<string, { params: number; fn: (...v: number[]) => number }> = {
+      sdeStepEps: { params: 4, fn: (f, s, m, z) => step(f!, x0Eps(s!, m!, q[3]!), z!) },
+      sdeStepV: { params: 5, fn: (f, s, m, z) => step(f!, x0V(s!, m!, q[3]!, q[4]!), z!) },
+      sdeLastStepEps: { params: 3, fn: (s, m) => last(s!, x0Eps(s!, m!, q[2]!)) },
+      sdeLastStepV: { params: 4, fn: (s, m) => last(s!, x0V(s!, m!, q[2]!, q[3]!)) },
+      divide: { params: 1, fn: (a) => f32(a! / q[0]!) },
+    };
     for (const n of LENGTHS) {
-      const ins = [values(n, 11), values(n, 12), values(n, 13)];
-      for (const [name, fn] of Object.entries(cases) as [keyof typeof cases, (...v: number[]) => number][]) {
+      const ins = [values(n, 11), values(n, 12), values(n, 13), values(n, 14)];
+      for (const [name, { params, fn }] of Object.entries(cases)) {
         const k = fn.length;
         const want = Float32Array.from({ length: n }, (_, i) => fn(...ins.slice(0, k).map((a) => a[i]!)));
-        const params = [p0, p1, p2].slice(0, name === 'sdeStep' ? 3 : name === 'sdeDenoisedEps' || name === 'divide' ? 1 : 2);
-        expect(bits(f32FormulaInto(name, ins.slice(0, k), params, new Float32Array(n))), `${name} n=${n}`).toEqual(bits(want));
+        const got = f32FormulaInto(name as F32FormulaName, ins.slice(0, k), raw.slice(0, params), new Float32Array(n));
+        expect(bits(got), `${name} n=${n}`).toEqual(bits(want));
       }
     }
   });

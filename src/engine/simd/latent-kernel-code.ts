@@ -193,16 +193,33 @@ const sub = (a: F32Expr, b: F32Expr): F32Expr => ({ op: '-', a, b });
 const mul = (a: F32Expr, b: F32Expr): F32Expr => ({ op: '*', a, b });
 const div = (a: F32Expr, b: F32Expr): F32Expr => ({ op: '/', a, b });
 
-/** The float32 formulas that have kernels: name → inputs, parameters and the formula (see the samplers using them). */
+/**
+ * DPM++ SDE's denoised estimate from sample s and model output m (pred_original_sample): epsilon s - c*m, or
+ * v-prediction m*c + s/d (c, d: parameters of the step).
+ */
+const sdeDenoised = {
+  eps: (s: F32Expr, m: F32Expr, c: F32Expr): F32Expr => sub(s, mul(c, m)),
+  v: (s: F32Expr, m: F32Expr, c: F32Expr, d: F32Expr): F32Expr => add(mul(m, c), div(s, d)),
+};
+/** Its stochastic step: keep*from - take*denoised + noise*sigmaUp. */
+const sdeStep = (from: F32Expr, denoised: F32Expr, noise: F32Expr, keep: F32Expr, take: F32Expr, up: F32Expr): F32Expr =>
+  add(sub(mul(keep, from), mul(take, denoised)), mul(noise, up));
+/** Its last (Euler) step: sample + ((sample - denoised) / sigma) * dt. */
+const sdeLastStep = (s: F32Expr, denoised: F32Expr, sigma: F32Expr, dt: F32Expr): F32Expr => add(s, mul(div(sub(s, denoised), sigma), dt));
+
+/**
+ * The float32 formulas that have kernels: name → inputs, parameters and the formula. DPM++ SDE's steps take the
+ * denoised estimate inline (one pass over the latents instead of two; each op still rounds as the JS did).
+ */
 export const F32_FORMULAS = {
-  /** DPM++ SDE's denoised estimate, epsilon: sample - sigma * output */
-  sdeDenoisedEps: { inputs: 2, params: 1, expr: sub(input(0), mul(param(0), input(1))) },
-  /** and v-prediction: output * a + sample / (sigma² + 1) */
-  sdeDenoisedV: { inputs: 2, params: 2, expr: add(mul(input(1), param(0)), div(input(0), param(1))) },
-  /** its stochastic step: keep * from - take * denoised + noise * sigmaUp */
-  sdeStep: { inputs: 3, params: 3, expr: add(sub(mul(param(0), input(0)), mul(param(1), input(1))), mul(input(2), param(2))) },
-  /** its last (Euler) step: sample + ((sample - denoised) / sigma) * dt */
-  sdeLastStep: { inputs: 2, params: 2, expr: add(input(0), mul(div(sub(input(0), input(1)), param(0)), param(1))) },
+  /** inputs from, sample, output, noise; params keep, take, sigmaUp, sigma_in */
+  sdeStepEps: { inputs: 4, params: 4, expr: sdeStep(input(0), sdeDenoised.eps(input(1), input(2), param(3)), input(3), param(0), param(1), param(2)) },
+  /** inputs from, sample, output, noise; params keep, take, sigmaUp, a, sigma_in² + 1 */
+  sdeStepV: { inputs: 4, params: 5, expr: sdeStep(input(0), sdeDenoised.v(input(1), input(2), param(3), param(4)), input(3), param(0), param(1), param(2)) },
+  /** inputs sample, output; params sigma, dt, sigma_in */
+  sdeLastStepEps: { inputs: 2, params: 3, expr: sdeLastStep(input(0), sdeDenoised.eps(input(0), input(1), param(2)), param(0), param(1)) },
+  /** inputs sample, output; params sigma, dt, a, sigma_in² + 1 */
+  sdeLastStepV: { inputs: 2, params: 4, expr: sdeLastStep(input(0), sdeDenoised.v(input(0), input(1), param(2), param(3)), param(0), param(1)) },
   /** scaling by a divisor: x / c */
   divide: { inputs: 1, params: 1, expr: div(input(0), param(0)) },
 } as const satisfies Record<string, { inputs: number; params: number; expr: F32Expr }>;

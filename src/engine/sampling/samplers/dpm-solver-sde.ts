@@ -82,7 +82,6 @@ export class DPMSolverSDEScheduler extends SigmaScheduler {
   // first-order state kept for the second call of a step (diffusers' self.sample / self.mid_point_sigma); `start`
   // is reused from step to step, `secondCall` says whether it holds a step's start now
   private start: Float32Array | null = null;
-  private x0: Float32Array | null = null;
   private secondCall = false;
   private midSigma = 0;
 
@@ -174,12 +173,13 @@ export class DPMSolverSDEScheduler extends SigmaScheduler {
     const sigma = firstOrder ? this.sigmas[i]! : this.sigmas[i - 1]!;
     const sigmaNext = firstOrder ? this.sigmas[i + 1]! : this.sigmas[i]!;
     const { tNow, tNextFull, tProposed } = stepTimes(sigma, sigmaNext);
-    const sigmaInput = firstOrder ? sigma : torchExpF32(-tProposed);
-    const x0 = this.denoised(modelOutput, sample, sigmaInput);
+    // the denoised estimate (pred_original_sample) is computed inside each step's formula
+    const denoiser = this.denoiserTerms(firstOrder ? sigma : torchExpF32(-tProposed));
+    const eps = this.predictionType === 'epsilon';
     const out = this.outputs.next(n);
 
     if (sigmaNext === 0) {
-      f32FormulaInto('sdeLastStep', [sample, x0], [sigma, f32(sigmaNext - sigma)], out);
+      f32FormulaInto(eps ? 'sdeLastStepEps' : 'sdeLastStepV', [sample, modelOutput], [sigma, f32(sigmaNext - sigma), ...denoiser], out);
     } else {
       const tNext = firstOrder ? tProposed : tNextFull;
       const from = firstOrder ? sample : this.start!;
@@ -193,7 +193,8 @@ export class DPMSolverSDEScheduler extends SigmaScheduler {
       const ancestralT = -torchLogF32(sigmaDown);
       const keep = f32(torchExpF32(-ancestralT) / sigmaFrom);
       const take = f32(Math.expm1(f32(tNow - ancestralT)));
-      f32FormulaInto('sdeStep', [from, x0, this.noise.sample(sigmaFrom, sigmaTo)], [keep, take, sigmaUp], out);
+      const z = this.noise.sample(sigmaFrom, sigmaTo);
+      f32FormulaInto(eps ? 'sdeStepEps' : 'sdeStepV', [from, sample, modelOutput, z], [keep, take, sigmaUp, ...denoiser], out);
       if (firstOrder) {
         this.start = reuseBuffer(this.start, n);
         this.start.set(sample);
@@ -205,13 +206,13 @@ export class DPMSolverSDEScheduler extends SigmaScheduler {
     return out;
   }
 
-  /** pred_original_sample for epsilon or v prediction at sigmaInput, float32 like diffusers' tensor ops. */
-  private denoised(modelOutput: Float32Array, sample: Float32Array, sigmaInput: number): Float32Array {
-    const n = sample.length;
-    const x0 = (this.x0 = reuseBuffer(this.x0, n));
-    if (this.predictionType === 'epsilon') return f32FormulaInto('sdeDenoisedEps', [sample, modelOutput], [sigmaInput], x0);
+  /**
+   * The parameters of pred_original_sample at sigmaInput (float32, like diffusers' tensor ops): epsilon
+   * sample - sigma * output takes sigma; v-prediction output * a + sample / (sigma² + 1) takes a and sigma² + 1.
+   */
+  private denoiserTerms(sigmaInput: number): number[] {
+    if (this.predictionType === 'epsilon') return [sigmaInput];
     const s2p1 = f32(f32(sigmaInput * sigmaInput) + 1);
-    const a = f32(-sigmaInput / f32(Math.sqrt(s2p1)));
-    return f32FormulaInto('sdeDenoisedV', [sample, modelOutput], [a, s2p1], x0);
+    return [f32(-sigmaInput / f32(Math.sqrt(s2p1))), s2p1];
   }
 }
