@@ -1,8 +1,8 @@
 /**
  * The element loops every denoising step runs over the latents (classifier-free guidance, the samplers' linear
- * combinations, DDIM's x0 update), as WebAssembly SIMD kernels. V8 runs these loops in plain JS at ~3 ns per element
- * (bounds checks, float32↔float64 conversions, no vectorisation); the kernels run at well under 1 ns, so that even
- * with the copies into and out of wasm memory a pass over SD1.5 latents costs ~20 µs instead of ~100 µs.
+ * combinations, the x0 and Heun updates, DPM++ SDE's float32 formulas and its Brownian bridge), as WebAssembly SIMD
+ * kernels. V8 runs these loops in plain JS at ~3 ns per element (bounds checks, float32↔float64 conversions, no
+ * vectorisation); the kernels run at well under 1 ns.
  *
  * Results are bit-identical to the JS loops they replace: each kernel performs the same IEEE operations in the same
  * order and precision (float32 lanes where the JS rounds each op to float32, float64 lanes where the JS works in
