@@ -4,9 +4,9 @@
  * [1, C, h, w] per draw — but for large latents they are computed ahead in a worker thread, off the denoising
  * loop's critical path: on a GPU machine a UNet step is ~20 ms while a 2×64×64×4 draw costs ~2 ms of CPU.
  *
- * The stream starts its worker at the first draw (deterministic samplers never pay for it) and continues the
- * generators from their state at that moment; the main-thread generators are not advanced past it, so nothing may
- * draw from them after the loop.
+ * The worker starts before the loop when the sampler draws on every step (`prepare(draws)`), else at the first
+ * draw (deterministic samplers never pay for it), and continues the generators from their state at that moment;
+ * the main-thread generators are not advanced past it, so nothing may draw from them during or after the loop.
  */
 import type { Worker } from 'node:worker_threads';
 import type { NoiseSampler } from './scheduler.js';
