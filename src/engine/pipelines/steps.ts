@@ -262,13 +262,13 @@ export interface DenoiseOptions {
   timing?: { unetMs: number };
 }
 
-/** The denoising loop every diffusers pipeline shares: scale, (CFG batch), predict, guide, step. */
 /**
  * Latent-sized buffers a denoising loop takes from its arena at most: the CFG batch (two), the guided predictions
  * (three) and the sampler's outputs, scaled inputs and history. Past that, buffers are ordinary arrays.
  */
 const ARENA_BUFFERS = 24;
 
+/** The denoising loop every diffusers pipeline shares: scale, (CFG batch), predict, guide, step. */
 export async function denoise(o: DenoiseOptions): Promise<Tensor> {
   // The loop's buffers live in wasm memory, where the latent kernels work on them without copies (latent-arena.ts);
   // the result is copied out so that nothing outlives the loop in there.
