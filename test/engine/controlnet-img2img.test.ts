@@ -13,26 +13,11 @@ import { controlGuessMode, guessModeScales } from '../../src/engine/controlnet.j
 import type { ModelGraph } from '../../src/engine/onnx/session.js';
 import { requestFromOptions } from '../../src/cli/generate.js';
 import { parseRequest, type GenerationRequestInput } from '../../src/queue/job.js';
-import { caseRequest, FIXTURE_MODELS, loadCases, maxAbsDiff, runCase, type FixtureCase } from '../helpers/fixture-cases.js';
+import { caseRequest, controlCaseRequest, FIXTURE_MODELS, loadCases, maxAbsDiff, runCase, type FixtureCase } from '../helpers/fixture-cases.js';
 
 const CN2 = join(FIXTURE_MODELS, 'tiny-sd15-controlnet-2');
-const file = (name: string) => ({ kind: 'file' as const, path: join(FIXTURE_MODELS, name) });
 
-interface CaseControl {
-  controlnet: string | null;
-  image: string;
-  conditioning_scale: number;
-  control_guidance_start: number;
-  control_guidance_end: number;
-}
 
-/** A case as a job: kind img2img / inpaint / txt2img carrying its controls (list form) and the guess-mode flag. */
-function controlRequest(c: FixtureCase): GenerationRequestInput {
-  const controls = (c['controls'] as CaseControl[]).map((k) => ({
-    image: file(k.image), controlnet: k.controlnet, scale: k.conditioning_scale, start: k.control_guidance_start, end: k.control_guidance_end,
-  }));
-  return { ...caseRequest(c), model: 'cn', controlImage: null, controls, controlGuessMode: c['guess_mode'] === true };
-}
 
 const allCases = loadCases('tiny-sd15-controlnet-img2img');
 /** Cases on tiny-sd15-controlnet (4-channel UNet); the others run tiny-sd15-inpaint with its residual-input UNet. */
@@ -55,7 +40,7 @@ describe('ControlNet img2img, inpaint and guess mode reproduce diffusers', async
 
   for (const c of cases) {
     it(`${c.id}: latents and images`, async () => {
-      const { result } = await runCase(engine, c, parseRequest(controlRequest(c)));
+      const { result } = await runCase(engine, c, parseRequest(controlCaseRequest(c, 'cn')));
       // The ControlNet extension's unit text says guess mode where it was on.
       expect(readPngParameters(result.images[0]!.png)?.includes('Guess Mode: True')).toBe(c['guess_mode'] === true);
     });
@@ -65,18 +50,18 @@ describe('ControlNet img2img, inpaint and guess mode reproduce diffusers', async
     const latents: Float32Array[] = [];
     const run = (r: GenerationRequestInput) => engine.runJob(parseRequest({ ...r, count: 1 }), { onOutput: (o) => latents.push(o.latents.data) });
     for (const id of ['cnimg_euler_a', 'cninp_legacy_euler_a']) {
-      const r = controlRequest(byId(id));
+      const r = controlCaseRequest(byId(id), 'cn');
       await run(r);
       await run({ ...r, controls: [] });
     }
-    const g = controlRequest(byId('cnguess_euler_a'));
+    const g = controlCaseRequest(byId('cnguess_euler_a'), 'cn');
     await run(g);
     await run({ ...g, controlGuessMode: false });
     for (const k of [0, 2, 4]) expect(maxAbsDiff(latents[k]!, latents[k + 1]!)).toBeGreaterThan(1e-2);
   });
 
   it('the single-control fields on an img2img job are the same job as the list form (what the bot and CLI send)', async () => {
-    const r = controlRequest(byId('cnimg_euler_a'));
+    const r = controlCaseRequest(byId('cnimg_euler_a'), 'cn');
     const ctl = r.controls![0]!;
     const latents: Float32Array[] = [];
     const run = (x: GenerationRequestInput) => engine.runJob(parseRequest({ ...x, count: 1 }), { onOutput: (o) => latents.push(o.latents.data) });
@@ -86,7 +71,7 @@ describe('ControlNet img2img, inpaint and guess mode reproduce diffusers', async
   });
 
   it('refuses what does not fit: a "controlnet" job with an init image, guess mode without a control, controls on depth2img', async () => {
-    const r = controlRequest(byId('cnimg_euler_a'));
+    const r = controlCaseRequest(byId('cnimg_euler_a'), 'cn');
     await expect(engine.runJob(parseRequest({ ...r, kind: 'controlnet' })))
       .rejects.toThrow(/A "controlnet" job starts from noise: to start from a picture, send an img2img \(or inpaint\) job with the control image/);
     await expect(engine.runJob(parseRequest({ ...r, controls: [], controlGuessMode: true })))
@@ -111,13 +96,13 @@ describe('ControlNet inpaint with a 9-channel inpaint UNet reproduces diffusers 
 
   for (const c of inpaint9) {
     it(`${c.id}: latents and images`, async () => {
-      await runCase(engine, c, parseRequest(controlRequest(c)));
+      await runCase(engine, c, parseRequest(controlCaseRequest(c, 'cn')));
     });
   }
 
   it('the control changes the inpainting', async () => {
     const latents: Float32Array[] = [];
-    const r = controlRequest(inpaint9[0]!);
+    const r = controlCaseRequest(inpaint9[0]!, 'cn');
     for (const x of [r, { ...r, controls: [] }]) await engine.runJob(parseRequest({ ...x, count: 1 }), { onOutput: (o) => latents.push(o.latents.data) });
     expect(maxAbsDiff(latents[0]!, latents[1]!)).toBeGreaterThan(1e-2);
   });

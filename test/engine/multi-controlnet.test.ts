@@ -13,32 +13,18 @@ import { modelInfosFromConfig } from '../../src/bot/core/model-info.js';
 import { modelEntry, requestFromOptions } from '../../src/cli/generate.js';
 import type { PipelineOutput } from '../../src/engine/pipelines/types.js';
 import { parseRequest, type GenerationRequestInput } from '../../src/queue/job.js';
-import { caseRequest, FIXTURE_MODELS, flatten, loadCases, maxAbsDiff, rawRgb, runCase, worstRatio, type FixtureCase } from '../helpers/fixture-cases.js';
+import {
+  caseRequest, controlCaseRequest, fixtureFile, FIXTURE_MODELS, flatten, loadCases, maxAbsDiff, rawRgb, runCase, worstRatio, type CaseControl,
+  type FixtureCase,
+} from '../helpers/fixture-cases.js';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 
 const CN2 = join(FIXTURE_MODELS, 'tiny-sd15-controlnet-2');
 const BAD = join(FIXTURE_MODELS, 'tiny-controlnet-mismatched');
 const DEPTH = join(FIXTURE_MODELS, 'tiny-sd2-depth');
-const file = (name: string) => ({ kind: 'file' as const, path: join(FIXTURE_MODELS, name) });
 
-interface CaseControl {
-  controlnet: string | null;
-  image: string;
-  preprocess: 'none' | 'depth';
-  conditioning_scale: number;
-  control_guidance_start: number;
-  control_guidance_end: number;
-}
 
-/** A multi-control case as a job: every control in the list form, naming its ControlNet (null = the folder's own). */
-function multiRequest(c: FixtureCase): GenerationRequestInput {
-  const controls = (c['controls'] as CaseControl[]).map((k) => ({
-    image: file(k.image), controlnet: k.controlnet, preprocess: k.preprocess,
-    scale: k.conditioning_scale, start: k.control_guidance_start, end: k.control_guidance_end,
-  }));
-  return { ...caseRequest(c), model: 'cn', controlImage: null, controls };
-}
 
 describe('several ControlNets at once reproduce diffusers (MultiControlNetModel)', async () => {
   const engine = await createEngine();
@@ -52,16 +38,16 @@ describe('several ControlNets at once reproduce diffusers (MultiControlNetModel)
 
   for (const c of loadCases('tiny-sd15-controlnet-multi')) {
     it(`${c.id}: latents and images`, async () => {
-      await runCase(engine, c, parseRequest(multiRequest(c)));
+      await runCase(engine, c, parseRequest(controlCaseRequest(c, 'cn')));
     });
   }
 
   it('the single-control fields and the list form are the same job; the second ControlNet changes the picture', async () => {
     const c = loadCases('tiny-sd15-controlnet-multi').find((x) => x.id === 'mcn_euler_a')!;
-    const [first, second] = multiRequest(c).controls!;
+    const [first, second] = controlCaseRequest(c, 'cn').controls!;
     const latents: Float32Array[] = [];
     const run = (r: GenerationRequestInput) => engine.runJob(parseRequest({ ...r, count: 1 }), { onOutput: (o) => latents.push(o.latents.data) });
-    const base = multiRequest(c);
+    const base = controlCaseRequest(c, 'cn');
     await run({ ...base, controls: [first!] });
     await run({ ...base, controls: [], controlImage: first!.image, controlScale: first!.scale ?? 1 });
     await run({ ...base, controls: [second!], controlImage: first!.image });
@@ -83,14 +69,14 @@ describe('several ControlNets at once reproduce diffusers (MultiControlNetModel)
 
   it('names the control at fault: unknown ControlNet id, start after end, too many controls', async () => {
     const c = loadCases('tiny-sd15-controlnet-multi').find((x) => x.id === 'mcn_euler_a')!;
-    const base = multiRequest(c);
+    const base = controlCaseRequest(c, 'cn');
     const ctl = base.controls![0]!;
     await expect(engine.runJob(parseRequest({ ...base, controls: [ctl, { ...ctl, controlnet: 'canny-xl' }] })))
       .rejects.toThrow(/Control 2: ControlNet "canny-xl" is not attached to tiny-sd15-controlnet \(attached: tiny-sd15-controlnet-2\)/);
     await expect(engine.runJob(parseRequest({ ...base, controls: [{ ...ctl, start: 0.6, end: 0.5 }] }))).rejects.toThrow(/start must come before its end/);
     // The list holds at most 3; with the single-control fields too, the engine counts both.
     expect(() => parseRequest({ ...base, controls: [ctl, ctl, ctl, ctl] })).toThrow();
-    await expect(engine.runJob(parseRequest({ ...base, controlImage: file('edges_64.png'), controls: [ctl, ctl, ctl] })))
+    await expect(engine.runJob(parseRequest({ ...base, controlImage: fixtureFile('edges_64.png'), controls: [ctl, ctl, ctl] })))
       .rejects.toThrow(/At most 3 ControlNet controls in one job \(got 4\)/);
   });
 });
@@ -122,7 +108,7 @@ describe('ControlNets outside the model folder: checked against the UNet at load
       const k = (c['controls'] as CaseControl[])[0]!;
       let out: PipelineOutput | undefined;
       await engine.runJob(parseRequest({
-        ...caseRequest(c), model: 'bare', controlImage: file(k.image), controlPreprocess: k.preprocess,
+        ...caseRequest(c), model: 'bare', controlImage: fixtureFile(k.image), controlPreprocess: k.preprocess,
         controlScale: k.conditioning_scale, controlStart: k.control_guidance_start, controlEnd: k.control_guidance_end,
       }), { onOutput: (o) => (out = o) });
       expect(worstRatio(out!.latents.data, flatten(c.outputs.latents), 2e-3, 1e-3)).toBeLessThanOrEqual(1);
@@ -137,7 +123,7 @@ describe('ControlNets outside the model folder: checked against the UNet at load
       await engine.loadModel({ id: 'cn', dir: join(FIXTURE_MODELS, 'tiny-sd15-controlnet') });
       await expect(engine.runJob(parseRequest({
         kind: 'controlnet', model: 'cn', prompt: 'x', seed: '1', steps: 2, width: 64, height: 64,
-        controlImage: file('init_64.png'), controlPreprocess: 'depth',
+        controlImage: fixtureFile('init_64.png'), controlPreprocess: 'depth',
       }))).rejects.toThrow(/Depth preprocessing needs a depth estimator, and tiny-sd15-controlnet has none: .*"depthEstimator"/);
     } finally {
       await engine.close();

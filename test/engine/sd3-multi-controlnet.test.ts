@@ -15,36 +15,26 @@ import { blockResiduals, controlLatents } from '../../src/engine/pipelines/sd3-c
 import { resolveJob } from '../../src/engine/resolve-job.js';
 import { TorchGenerator } from '../../src/engine/sampling/torch-rng.js';
 import { parseRequest, type GenerationRequestInput } from '../../src/queue/job.js';
-import { caseRequest, FIXTURE_MODELS, flatten, loadCases, maxAbsDiff, rawRgb, runCase, worstRatio, type FixtureCase } from '../helpers/fixture-cases.js';
+import {
+  caseRequest, controlCaseRequest, FIXTURE_MODELS, flatten, loadCases, maxAbsDiff, rawRgb, runCase, worstRatio, type CaseControl, type FixtureCase,
+} from '../helpers/fixture-cases.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const SD3CN = join(FIXTURE_MODELS, 'tiny-sd3-controlnet');
 const CN2 = join(FIXTURE_MODELS, 'tiny-sd3-controlnet-2');
 const CN35 = join(FIXTURE_MODELS, 'tiny-sd35-controlnet');
-const file = (name: string) => ({ kind: 'file' as const, path: join(FIXTURE_MODELS, name) });
 const tmp = mkdtempSync(join(tmpdir(), 'sdbot-sd3mcn-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-interface CaseControl {
-  controlnet: string | null;
-  image: string;
-  conditioning_scale: number;
-  control_guidance_start: number;
-  control_guidance_end: number;
+
+/** The generator also writes the ControlNet condition it computed from each control image. */
+interface Sd3CaseControl extends CaseControl {
   controlnet_cond_shape: number[];
   controlnet_cond: unknown;
 }
 
-const controlsOf = (c: FixtureCase) => c['controls'] as CaseControl[];
+const controlsOf = (c: FixtureCase) => c['controls'] as Sd3CaseControl[];
 
-/** A case as a job: every control in the list form, naming its ControlNet (null = the folder's own). */
-function multiRequest(c: FixtureCase, model: string): GenerationRequestInput {
-  const controls = controlsOf(c).map((k) => ({
-    image: file(k.image), controlnet: k.controlnet, preprocess: 'none' as const,
-    scale: k.conditioning_scale, start: k.control_guidance_start, end: k.control_guidance_end,
-  }));
-  return { ...caseRequest(c), model, controlImage: null, controls };
-}
 
 
 describe('SD3 ControlNets reproduce diffusers: several at once (0.30.3) and SD3.5 configs (0.32.0)', async () => {
@@ -65,7 +55,7 @@ describe('SD3 ControlNets reproduce diffusers: several at once (0.30.3) and SD3.
     for (const c of loadCases(s.file)) {
       it(`${c.id} (diffusers ${s.version}): latents and images`, async () => {
         expect(c['diffusers_version']).toBe(s.version);
-        await runCase(engine, c, parseRequest(multiRequest(c, 'sd3cn')));
+        await runCase(engine, c, parseRequest(controlCaseRequest(c, 'sd3cn')));
       });
     }
   }
@@ -74,7 +64,7 @@ describe('SD3 ControlNets reproduce diffusers: several at once (0.30.3) and SD3.
     const model = engine.getModel('sd3cn')!;
     for (const s of suites) {
       for (const c of loadCases(s.file)) {
-        const { params } = await resolveJob(model, parseRequest(multiRequest(c, 'sd3cn')));
+        const { params } = await resolveJob(model, parseRequest(controlCaseRequest(c, 'sd3cn')));
         const rng = new TorchGenerator(BigInt(c.seed));
         const shift = s.version === '0.32.0' ? model.info.shiftFactor : null;
         for (const [k, ref] of controlsOf(c).entries()) {
@@ -88,7 +78,7 @@ describe('SD3 ControlNets reproduce diffusers: several at once (0.30.3) and SD3.
 
   it('the second ControlNet changes the picture', async () => {
     const c = loadCases('tiny-sd3-controlnet-multi').find((x) => x.id === 'sd3mcn_two')!;
-    const req = multiRequest(c, 'sd3cn');
+    const req = controlCaseRequest(c, 'sd3cn');
     const both = await engine.runJob(parseRequest(req), {});
     const firstOnly = await engine.runJob(parseRequest({ ...req, controls: req.controls!.slice(0, 1) }), {});
     expect(maxAbsDiff((await rawRgb(both.images[0]!.png)).data, (await rawRgb(firstOnly.images[0]!.png)).data)).toBeGreaterThan(10);
@@ -96,7 +86,7 @@ describe('SD3 ControlNets reproduce diffusers: several at once (0.30.3) and SD3.
 
   it('refuses ControlNets that read the prompt tokens together with ones that do not (diffusers fails there too)', async () => {
     const c = loadCases('tiny-sd3-controlnet-multi').find((x) => x.id === 'sd3mcn_two')!;
-    const req = multiRequest(c, 'sd3cn');
+    const req = controlCaseRequest(c, 'sd3cn');
     const mixed = { ...req, controls: [req.controls![0]!, { ...req.controls![1]!, controlnet: 'tiny-sd35-controlnet' }] };
     await expect(engine.runJob(parseRequest(mixed), {})).rejects.toThrow(/cannot run together/);
   });

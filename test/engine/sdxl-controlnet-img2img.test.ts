@@ -14,37 +14,20 @@ import { readPngParameters } from '../../src/engine/image/index.js';
 import { requestFromOptions } from '../../src/cli/generate.js';
 import { sdxlTimeIds } from '../../src/engine/pipelines/stable-diffusion-xl.js';
 import { parseRequest, type GenerationRequestInput } from '../../src/queue/job.js';
-import { caseRequest, FIXTURE_MODELS, loadCases, maxAbsDiff, runCase, type FixtureCase } from '../helpers/fixture-cases.js';
+import { caseRequest, controlCaseRequest, FIXTURE_MODELS, loadCases, maxAbsDiff, runCase, type CaseControl, type FixtureCase } from '../helpers/fixture-cases.js';
 
 const XLCN = join(FIXTURE_MODELS, 'tiny-sdxl-controlnet');
 /** The same ControlNet graph attached by id (the 9-channel folder has no controlnet/ of its own). */
 const ATTACHED = [{ id: 'xl-edges', dir: join(XLCN, 'controlnet') }];
-const file = (name: string) => ({ kind: 'file' as const, path: join(FIXTURE_MODELS, name) });
 
-interface CaseControl {
-  controlnet: string | null;
-  image: string;
-  conditioning_scale: number;
-  control_guidance_start: number;
-  control_guidance_end: number;
-  controlnet_sample_shape: number[];
-}
 
 interface XlControlCase extends FixtureCase {
-  controls: CaseControl[];
+  controls: (CaseControl & { controlnet_sample_shape: number[] })[];
   guess_mode: boolean;
   unet_in_channels: number;
   time_ids: { negative: number[]; positive: number[] };
 }
 
-/** A case as the job `sdbot generate` sends: img2img / inpaint with its controls (list form) and guess mode. */
-function controlRequest(c: XlControlCase, model: string): GenerationRequestInput {
-  const controls = c.controls.map((k) => ({
-    image: file(k.image), controlnet: k.controlnet, preprocess: 'none' as const,
-    scale: k.conditioning_scale, start: k.control_guidance_start, end: k.control_guidance_end,
-  }));
-  return { ...caseRequest(c), model, controlImage: null, controls, controlGuessMode: c.guess_mode };
-}
 
 const allCases = loadCases('tiny-sdxl-controlnet-img2img') as XlControlCase[];
 const cases4 = allCases.filter((c) => c.model === 'tiny-sdxl-controlnet');
@@ -82,17 +65,17 @@ describe('SDXL ControlNet img2img and inpaint (4-channel UNet) reproduce diffuse
       // diffusers' size default for these pipelines is the control image's size, which is the job's.
       expect(sdxlTimeIds({ width: c.width, height: c.height }, null)).toEqual(c.time_ids.positive);
       expect(c.time_ids.negative).toEqual(c.time_ids.positive);
-      const { result } = await runCase(engine, c, parseRequest(controlRequest(c, 'tiny-sdxl-controlnet')));
+      const { result } = await runCase(engine, c, parseRequest(controlCaseRequest(c, 'tiny-sdxl-controlnet')));
       expect(readPngParameters(result.images[0]!.png)?.includes('Guess Mode: True')).toBe(c.guess_mode);
     });
   }
 
   it('the control changes img2img and inpaint, and guess mode changes the picture (the cases are not plain runs)', async () => {
     for (const id of ['sdxlcnimg_s06', 'sdxlcninp_legacy_s1']) {
-      const r = controlRequest(cases4.find((c) => c.id === id)!, 'tiny-sdxl-controlnet');
+      const r = controlCaseRequest(cases4.find((c) => c.id === id)!, 'tiny-sdxl-controlnet');
       expect(maxAbsDiff(await latentsOf(engine, r), await latentsOf(engine, { ...r, controls: [] }))).toBeGreaterThan(1e-2);
     }
-    const g = controlRequest(cases4.find((c) => c.guess_mode)!, 'tiny-sdxl-controlnet');
+    const g = controlCaseRequest(cases4.find((c) => c.guess_mode)!, 'tiny-sdxl-controlnet');
     expect(maxAbsDiff(await latentsOf(engine, g), await latentsOf(engine, { ...g, controlGuessMode: false }))).toBeGreaterThan(1e-2);
   });
 
@@ -110,7 +93,7 @@ describe('SDXL ControlNet img2img and inpaint (4-channel UNet) reproduce diffuse
 
   it('refuses a control with the refiner hand-off, readably', async () => {
     for (const c of [cases4[0]!, cases4.find((k) => k.pipeline === 'inpaint')!]) {
-      await expect(engine.runJob(parseRequest({ ...controlRequest(c, 'tiny-sdxl-controlnet'), refiner: { model: 'tiny-sdxl-refiner', switchAt: 0.8 } })))
+      await expect(engine.runJob(parseRequest({ ...controlCaseRequest(c, 'tiny-sdxl-controlnet'), refiner: { model: 'tiny-sdxl-refiner', switchAt: 0.8 } })))
         .rejects.toThrow(/SDXL ControlNets do not go with a refiner hand-off here: drop the refiner or the control image/);
     }
   });
@@ -131,12 +114,12 @@ describe('SDXL ControlNet inpaint with a 9-channel UNet reproduces diffusers (th
   for (const c of cases9) {
     it(`${c.id}: latents and images`, async () => {
       expect(sdxlTimeIds({ width: c.width, height: c.height }, null)).toEqual(c.time_ids.positive);
-      await runCase(engine, c, parseRequest(controlRequest(c, 'xlinp-cn')));
+      await runCase(engine, c, parseRequest(controlCaseRequest(c, 'xlinp-cn')));
     });
   }
 
   it('the control changes the inpainting', async () => {
-    const r = controlRequest(cases9[0]!, 'xlinp-cn');
+    const r = controlCaseRequest(cases9[0]!, 'xlinp-cn');
     expect(maxAbsDiff(await latentsOf(engine, r), await latentsOf(engine, { ...r, controls: [] }))).toBeGreaterThan(1e-2);
   });
 });

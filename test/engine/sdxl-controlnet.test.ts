@@ -12,27 +12,13 @@ import { createEngine } from '../../src/engine/create-engine.js';
 import { loadModel } from '../../src/engine/loaded-model.js';
 import type { PipelineOutput } from '../../src/engine/pipelines/types.js';
 import { parseRequest, type GenerationRequestInput } from '../../src/queue/job.js';
-import { caseRequest, FIXTURE_MODELS, flatten, loadCases, runCase, worstRatio, type FixtureCase } from '../helpers/fixture-cases.js';
+import {
+  caseRequest, controlCaseRequest, fixtureFile, FIXTURE_MODELS, flatten, loadCases, runCase, worstRatio, type CaseControl, type FixtureCase,
+} from '../helpers/fixture-cases.js';
 
 const XLCN = join(FIXTURE_MODELS, 'tiny-sdxl-controlnet');
-const file = (name: string) => ({ kind: 'file' as const, path: join(FIXTURE_MODELS, name) });
 
-interface CaseControl {
-  controlnet: string | null;
-  image: string;
-  conditioning_scale: number;
-  control_guidance_start: number;
-  control_guidance_end: number;
-}
 
-/** A case as a job in the list form; `controlnet`: every control's ControlNet (null = the folder's own), else the case's. */
-function request(c: FixtureCase, model: string, controlnet?: string | null): GenerationRequestInput {
-  const controls = (c['controls'] as CaseControl[]).map((k) => ({
-    image: file(k.image), controlnet: controlnet === undefined ? k.controlnet : controlnet, preprocess: 'none' as const,
-    scale: k.conditioning_scale, start: k.control_guidance_start, end: k.control_guidance_end,
-  }));
-  return { ...caseRequest(c), model, controlImage: null, controls };
-}
 
 describe('SDXL ControlNets reproduce diffusers (StableDiffusionXLControlNetPipeline)', async () => {
   const engine = await createEngine();
@@ -47,17 +33,17 @@ describe('SDXL ControlNets reproduce diffusers (StableDiffusionXLControlNetPipel
 
   for (const c of cases) {
     it(`${c.id}: latents and images`, async () => {
-      await runCase(engine, c, parseRequest(request(c, 'tiny-sdxl-controlnet')));
+      await runCase(engine, c, parseRequest(controlCaseRequest(c, 'tiny-sdxl-controlnet')));
     });
   }
 
   it('the attached ControlNet and the single-control fields give the same latents; the control changes the picture', async () => {
     const c = cases.find((x) => x.id === 'sdxlcn_wide_window')!;
-    await runCase(engine, c, parseRequest(request(c, 'tiny-sdxl-controlnet', 'xl-edges')));
+    await runCase(engine, c, parseRequest(controlCaseRequest(c, 'tiny-sdxl-controlnet', 'xl-edges')));
     const k = (c['controls'] as CaseControl[])[0]!;
     let out: PipelineOutput | undefined;
     await engine.runJob(parseRequest({
-      ...caseRequest(c), model: 'tiny-sdxl-controlnet', controlImage: file(k.image), controlScale: k.conditioning_scale,
+      ...caseRequest(c), model: 'tiny-sdxl-controlnet', controlImage: fixtureFile(k.image), controlScale: k.conditioning_scale,
       controlStart: k.control_guidance_start, controlEnd: k.control_guidance_end,
     }), { onOutput: (o) => (out = o) });
     expect(worstRatio(out!.latents.data, flatten(c.outputs.latents), 2e-3, 1e-3)).toBeLessThanOrEqual(1);

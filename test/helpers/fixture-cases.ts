@@ -102,6 +102,34 @@ function hw(v: unknown): { width: number; height: number } | null {
   return Array.isArray(v) ? { height: v[0] as number, width: v[1] as number } : null;
 }
 
+/** A fixture file as a job's image reference. */
+export function fixtureFile(name: string): { kind: 'file'; path: string } {
+  return { kind: 'file', path: join(FIXTURE_MODELS, name) };
+}
+
+/** One control of a ControlNet case, as the generators write it. */
+export interface CaseControl {
+  /** the attached ControlNet's id, null for the model folder's own */
+  controlnet: string | null;
+  image: string;
+  preprocess?: 'none' | 'depth';
+  conditioning_scale: number;
+  control_guidance_start: number;
+  control_guidance_end: number;
+}
+
+/**
+ * A ControlNet case as a job on `model`: every control in the list form (`controlnet`, when given, replaces every
+ * control's ControlNet) and the case's guess-mode flag.
+ */
+export function controlCaseRequest(c: FixtureCase, model: string, controlnet?: string | null): GenerationRequestInput {
+  const controls = (c['controls'] as CaseControl[]).map((k) => ({
+    image: fixtureFile(k.image), controlnet: controlnet === undefined ? k.controlnet : controlnet, preprocess: k.preprocess ?? 'none',
+    scale: k.conditioning_scale, start: k.control_guidance_start, end: k.control_guidance_end,
+  }));
+  return { ...caseRequest(c), model, controlImage: null, controls, controlGuessMode: c['guess_mode'] === true };
+}
+
 export function flatten(x: unknown): number[] {
   return Array.isArray(x) ? x.flatMap(flatten) : [x as number];
 }
