@@ -91,11 +91,10 @@ describe('SDXL ControlNet img2img and inpaint (4-channel UNet) reproduce diffuse
     await runCase(engine, c, request);
   });
 
-  it('refuses a control with the refiner hand-off, readably', async () => {
-    for (const c of [cases4[0]!, cases4.find((k) => k.pipeline === 'inpaint')!]) {
-      await expect(engine.runJob(parseRequest({ ...controlCaseRequest(c, 'tiny-sdxl-controlnet'), refiner: { model: 'tiny-sdxl-refiner', switchAt: 0.8 } })))
-        .rejects.toThrow(/SDXL ControlNets do not go with a refiner hand-off here: drop the refiner or the control image/);
-    }
+  it('refuses ControlNet img2img with the refiner hand-off, readably (inpaint hands off: sdxl-controlnet-refiner.test.ts)', async () => {
+    const c = cases4.find((k) => k.pipeline === 'img2img')!;
+    await expect(engine.runJob(parseRequest({ ...controlCaseRequest(c, 'tiny-sdxl-controlnet'), refiner: { model: 'tiny-sdxl-refiner', switchAt: 0.8 } })))
+      .rejects.toThrow(/SDXL ControlNet img2img does not go with a refiner hand-off \(only txt2img and inpaint do\): drop the refiner, the init image or the control image/);
   });
 });
 

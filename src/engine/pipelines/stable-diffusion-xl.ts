@@ -4,7 +4,8 @@
  * (base with denoising_end, refiner with denoising_start on the base's latents, the same generators; with a mask, both
  * as the inpaint pipeline). ControlNets in all three as StableDiffusionXLControlNetPipeline /
  * StableDiffusionXLControlNetImg2ImgPipeline / StableDiffusionXLControlNetInpaintPipeline: the same latents, schedule
- * and draws as without control, the residuals added at each step (controlResiduals).
+ * and draws as without control, the residuals added at each step (controlResiduals); with a refiner hand-off (txt2img
+ * and inpaint) the control acts on the base only.
  *
  *   CLIP encoders (penultimate layers concatenated, pooled from the last) → time_ids (size/crop micro-conditioning,
  *   or the refiner's size/crop/aesthetic score) → latents → denoise with text_embeds + time_ids → decode
@@ -108,11 +109,8 @@ export async function denoiseSdxl(model: LoadedModel, p: PipelineParams, range: 
   if (!model.textEncoder2 || !model.tokenizer2) throw new BadRequestError(`${info.name} has no text_encoder_2/tokenizer_2, which SDXL needs.`);
   const inpaintUnet = checkInpaintInputs(model, p);
   // Controls follow StableDiffusionXLControlNet{,Img2Img,Inpaint}Pipeline: txt2img, img2img and inpaint share the steps
-  // below. The expert hand-off with a control (only the inpaint one takes denoising_start/end) is not reproduced.
+  // below, and a base with denoising_end keeps its control (runSdxlWithRefiner gives the refiner none).
   // (A residual UNet with no control still runs everywhere: its ControlNet at scale 0.)
-  if ((p.controls?.length ?? 0) > 0 && (range.denoisingEnd !== undefined || range.denoisingStart !== undefined)) {
-    throw new BadRequestError('SDXL ControlNets do not go with a refiner hand-off here: drop the refiner or the control image.');
-  }
   const notes: string[] = [];
   const n = p.seeds.length;
   const latentShape = [info.latentChannels, p.height / info.vaeScaleFactor, p.width / info.vaeScaleFactor];
@@ -177,6 +175,9 @@ export async function denoiseSdxl(model: LoadedModel, p: PipelineParams, range: 
     const s = f32(scheduler.initNoiseSigma);
     latents = { data: noise.data.map((v) => f32(v * s)), dims: noise.dims };
   }
+  // The ControlNet pipelines build controlnet_keep before cutting at denoising_end: a control window is a fraction of
+  // the whole schedule (txt2img) or strength slice (inpaint), not of the steps the base runs.
+  const controlSteps = timesteps.length;
   if (range.denoisingEnd !== undefined) timesteps = cutAtEnd(timesteps, trainSteps, range.denoisingEnd);
   if (timesteps.length === 0) throw new BadRequestError('That refiner switch point leaves one of the two models no step: pick a value between 0.1 and 0.9.');
 
@@ -196,7 +197,7 @@ export async function denoiseSdxl(model: LoadedModel, p: PipelineParams, range: 
     noise: noiseStream(generators, latentShape, range.denoisingEnd !== undefined ? Infinity : undefined),
     signal: p.signal, timing, onStep: p.onStep, buildInput, afterStep,
     model: async (input, t, i) => {
-      const residuals = control ? await control(input, t, i, timesteps.length) : {};
+      const residuals = control ? await control(input, t, i, controlSteps) : {};
       return runDenoiser(model.unet, 'sample', 'out_sample', input, t, (start, count) =>
         sliceFeeds({ encoder_hidden_states: hidden, text_embeds: pooled, time_ids: timeIds, ...residuals }, start, count));
     },
@@ -228,8 +229,13 @@ export async function runSdxlWithRefiner(base: LoadedModel, refiner: LoadedModel
   if (mask && b.unetInChannels !== b.latentChannels) {
     throw new BadRequestError(`${b.name} is an inpainting UNet: a refiner for an inpaint hand-off must be an ordinary one (such as the SDXL refiner).`);
   }
+  // With ControlNets the base is StableDiffusionXLControlNetPipeline / ...InpaintPipeline (both take denoising_end) and
+  // the refiner the plain pipeline; diffusers' ControlNet img2img pipeline has no denoising_end to hand over with.
+  if ((p.controls?.length ?? 0) > 0 && p.init && !mask) {
+    throw new BadRequestError('SDXL ControlNet img2img does not go with a refiner hand-off (only txt2img and inpaint do): drop the refiner, the init image or the control image.');
+  }
   const first = await denoiseSdxl(base, mask ? p : { ...p, init: null }, { denoisingEnd: switchAt });
-  const second = await denoiseSdxl(refiner, { ...p, init: null, mask: null }, {
+  const second = await denoiseSdxl(refiner, { ...p, init: null, mask: null, controls: [] }, {
     denoisingStart: switchAt, latents: first.latents, generators: first.generators, ...(mask ? { inpaintMask: mask } : {}),
   });
   const t0 = performance.now();
