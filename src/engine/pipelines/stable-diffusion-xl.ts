@@ -234,7 +234,9 @@ export async function runSdxlWithRefiner(base: LoadedModel, refiner: LoadedModel
   if ((p.controls?.length ?? 0) > 0 && p.init && !mask) {
     throw new BadRequestError('SDXL ControlNet img2img does not go with a refiner hand-off (only txt2img and inpaint do): drop the refiner, the init image or the control image.');
   }
-  const first = await denoiseSdxl(base, mask ? p : { ...p, init: null }, { denoisingEnd: switchAt });
+  // img2img hands off as StableDiffusionXLImg2ImgPipeline twice: the base on the strength slice down to the switch
+  // point, the refiner from there on the base's latents (no noising, no draws).
+  const first = await denoiseSdxl(base, p, { denoisingEnd: switchAt });
   const second = await denoiseSdxl(refiner, { ...p, init: null, mask: null, controls: [] }, {
     denoisingStart: switchAt, latents: first.latents, generators: first.generators, ...(mask ? { inpaintMask: mask } : {}),
   });
