@@ -133,6 +133,9 @@ export interface GenerateOptions {
   zoomOut?: number;
   pan?: OutpaintPan;
   outpaintOverlap?: number;
+  /** SDXL refiner folder for the expert hand-off, and the fraction of the schedule where it takes over. */
+  refiner?: string;
+  refinerSwitch?: number;
   /** Submit through a deployment's queue instead of running in-process. */
   queue?: string;
 }
@@ -200,10 +203,20 @@ export function requestFromOptions(o: GenerateOptions): GenerationRequest {
       : null,
     t5: o.t5 ?? true,
     ...(o.maxSequenceLength !== undefined ? { maxSequenceLength: o.maxSequenceLength } : {}),
+    ...refinerFromOptions(o),
   };
   const parsed = generationRequestSchema.safeParse(input);
   if (!parsed.success) throw new InvalidArgumentError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
   return parsed.data;
+}
+
+/** --refiner / --refiner-switch as the job's refiner (the folder name is its model id, as for --controlnet). */
+function refinerFromOptions(o: GenerateOptions): Pick<GenerationRequestInput, 'refiner'> {
+  if (!o.refiner) {
+    if (o.refinerSwitch !== undefined) throw new InvalidArgumentError('--refiner-switch goes with --refiner');
+    return {};
+  }
+  return { refiner: { model: basename(resolve(o.refiner)), ...(o.refinerSwitch !== undefined ? { switchAt: o.refinerSwitch } : {}) } };
 }
 
 /** --outpaint / --zoom-out / --pan as the job's outpaint spec (null when none is given). */
@@ -228,6 +241,10 @@ export async function runGenerate(o: GenerateOptions): Promise<Record<string, un
   try {
     const t0 = performance.now();
     await engine.loadModel(modelEntry(o, request.model));
+    if (request.refiner && resolve(o.refiner!) !== resolve(o.model)) {
+      if (request.refiner.model === request.model) throw new InvalidArgumentError(`--model and --refiner folders are both named "${request.model}": rename one`);
+      await engine.loadModel({ id: request.refiner.model, dir: resolve(o.refiner!) });
+    }
     const loadMs = performance.now() - t0;
     const result = await engine.runJob(request);
     mkdirSync(o.out, { recursive: true });
@@ -334,6 +351,8 @@ export function registerGenerate(program: Command): void {
     .option('--slg-start <x>', 'skip-layer guidance from this fraction of the steps (default 0.01)', float)
     .option('--slg-end <x>', 'skip-layer guidance until this fraction of the steps (default 0.2)', float)
     .option('--no-t5', 'SD3: run without the T5 encoder (zeros in its place; less memory)')
+    .option('--refiner <dir>', 'SDXL: hand the last part of the schedule to this refiner folder (expert hand-off)')
+    .option('--refiner-switch <x>', 'fraction of the schedule where the refiner takes over (default 0.8)', float)
     .requiredOption('--out <dir>', 'output folder')
     .option('--queue <redis-url>', "submit through a deployment's queue instead of running in-process")
     .action(async (o: GenerateOptions) => {
