@@ -29,6 +29,19 @@ describe('variation seed', async () => {
     expect(maxAbsDiff(mid, seed42.latents.data)).toBeLessThan(maxAbsDiff(mid, seed7.latents.data));
   });
 
+  it('blends the noise img2img and inpaint add to the picture too (as A1111 does), from the same draws', async () => {
+    const init = { kind: 'file', path: join(FIXTURE_MODELS, 'init_64.png') } as const;
+    const mask = { kind: 'file', path: join(FIXTURE_MODELS, 'mask_64.png') } as const;
+    for (const job of [{ kind: 'img2img', initImage: init, strength: 0.6 }, { kind: 'inpaint', initImage: init, maskImage: mask, strength: 0.8 }]) {
+      const plain = (await latents({ ...job, seed: '42' })).latents.data;
+      // strength 0 is the plain job bit for bit: the variation adds no draw to the job's own generators
+      expect((await latents({ ...job, seed: '42', variationSeed: '7', variationStrength: 0 })).latents.data).toEqual(plain);
+      const varied = (await latents({ ...job, seed: '42', variationSeed: '7', variationStrength: 0.5 })).latents.data;
+      expect(maxAbsDiff(varied, plain), job.kind).toBeGreaterThan(1e-3);
+      expect((await latents({ ...job, seed: '42', variationSeed: '7', variationStrength: 0.5 })).latents.data).toEqual(varied);
+    }
+  });
+
   it('writes the variation seed into the PNG parameters', async () => {
     const r = await engine.runJob(parseRequest({ ...base, count: 1, seed: '42', variationSeed: '7', variationStrength: 0.25 }));
     expect(readPngParameters(r.images[0]!.png)).toMatch(/Variation seed: 7, Variation seed strength: 0.25/);

@@ -9,7 +9,7 @@ import { createScheduler, img2imgTimesteps } from '../sampling/index.js';
 import { TorchGenerator } from '../sampling/torch-rng.js';
 import { catBatch, catChannels, repeatBatch, sliceBatch, type Tensor } from '../tensor.js';
 import { interpolateBicubic } from '../image/torch-interpolate.js';
-import { denoise, encodePromptBatch, noiseSampler, randnPerImage, runDenoiser, vaeDecode, vaeEncodeSample } from './steps.js';
+import { denoise, encodePromptBatch, noiseSampler, runDenoiser, startNoise, vaeDecode, vaeEncodeSample } from './steps.js';
 import type { PipelineOutput, PipelineParams } from './types.js';
 import { BadRequestError } from '../../queue/job.js';
 
@@ -64,7 +64,7 @@ export async function runDepth2Img(model: LoadedModel, p: PipelineParams): Promi
   const encoded = [];
   for (const g of generators) encoded.push(await vaeEncodeSample(model.vaeEncoder!, p.init, g, info.scalingFactor, info.shiftFactor));
   const x0 = catBatch(encoded);
-  const noise = randnPerImage(generators, latentShape);
+  const noise = startNoise(generators, latentShape, p.variation ?? null);
   let latents: Tensor = { data: scheduler.addNoise(x0.data, noise.data, timesteps[0]!), dims: x0.dims };
 
   const timing = { unetMs: 0 };

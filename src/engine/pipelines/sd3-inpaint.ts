@@ -14,6 +14,7 @@ import type { LoadedModel } from '../loaded-model.js';
 import type { Scheduler } from '../sampling/scheduler.js';
 import { flowImg2ImgStart } from '../sampling/samplers/flow-match-euler.js';
 import type { TorchGenerator } from '../sampling/torch-rng.js';
+import type { PipelineParams } from './types.js';
 import type { Tensor } from '../tensor.js';
 import { BadRequestError } from '../../queue/job.js';
 import { blendKnownRegion, inpaintChannels, prepareInpaintLatents } from './stable-diffusion.js';
@@ -34,7 +35,7 @@ export interface Sd3InpaintStart {
 
 export async function prepareSd3Inpaint(
   model: LoadedModel, init: Tensor, mask: Tensor, strength: number, steps: number, scheduler: Scheduler,
-  generators: readonly TorchGenerator[], latentShape: readonly number[], cfg: boolean,
+  generators: readonly TorchGenerator[], latentShape: readonly number[], cfg: boolean, variation: PipelineParams['variation'] = null,
 ): Promise<Sd3InpaintStart> {
   const { info } = model;
   if (!model.vaeEncoder) throw new BadRequestError(`${info.name} has no vae_encoder, so it cannot inpaint.`);
@@ -48,7 +49,7 @@ export async function prepareSd3Inpaint(
   scheduler.setBeginIndex(tStart);
 
   // The same draws and latents as SD1.x/SDXL inpaint (initNoiseSigma is 1 for the flow schedulers).
-  const start = await prepareInpaintLatents(model, init, mask, { scheduler, timesteps, generators, latentShape, strength, inpaintUnet: concat });
+  const start = await prepareInpaintLatents(model, init, mask, { scheduler, timesteps, generators, latentShape, strength, inpaintUnet: concat, variation });
   const { latents, imageLatents, initialNoise, maskLatent, maskedImageLatents } = start;
   if (concat) return { timesteps, latents, buildInput: inpaintChannels(maskLatent, maskedImageLatents, cfg ? 2 : 1) };
   return { timesteps, latents, afterStep: (i, x) => blendKnownRegion(scheduler, x, imageLatents!, initialNoise, maskLatent, timesteps, i) };

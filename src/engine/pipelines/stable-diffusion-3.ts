@@ -12,7 +12,7 @@ import { createScheduler } from '../sampling/index.js';
 import { flowImg2ImgStart } from '../sampling/samplers/flow-match-euler.js';
 import { TorchGenerator } from '../sampling/torch-rng.js';
 import { catBatch, repeatBatch, concatLastDim, sliceBatch, type Tensor } from '../tensor.js';
-import { denoise, encodeClip, noiseSampler, randnPerImage, runDenoiser, startNoise, vaeDecode, vaeEncodeSample } from './steps.js';
+import { denoise, encodeClip, noiseSampler, runDenoiser, startNoise, vaeDecode, vaeEncodeSample } from './steps.js';
 import type { PipelineOutput, PipelineParams } from './types.js';
 import { BadRequestError } from '../../queue/job.js';
 import { num } from '../model-folder.js';
@@ -98,7 +98,7 @@ export async function runStableDiffusion3(model: LoadedModel, p: PipelineParams)
   let latents: Tensor;
   let inpaint: Sd3InpaintStart | null = null;
   if (p.mask && p.init) {
-    inpaint = await prepareSd3Inpaint(model, p.init, p.mask, p.strength, p.steps, scheduler, generators, latentShape, cfg);
+    inpaint = await prepareSd3Inpaint(model, p.init, p.mask, p.strength, p.steps, scheduler, generators, latentShape, cfg, p.variation);
     timesteps = inpaint.timesteps;
     latents = inpaint.latents;
   } else if (p.init) {
@@ -110,7 +110,7 @@ export async function runStableDiffusion3(model: LoadedModel, p: PipelineParams)
     const encoded = [];
     for (const g of generators) encoded.push(await vaeEncodeSample(model.vaeEncoder!, p.init, g, info.scalingFactor, info.shiftFactor));
     const x0 = catBatch(encoded);
-    const noise = randnPerImage(generators, latentShape);
+    const noise = startNoise(generators, latentShape, p.variation ?? null);
     latents = { data: scheduler.addNoise(x0.data, noise.data, timesteps[0]!), dims: x0.dims };
   } else {
     latents = startNoise(generators, latentShape, p.variation ?? null);

@@ -160,14 +160,16 @@ export async function denoiseSdxl(model: LoadedModel, p: PipelineParams, range: 
   } else if (p.init && p.mask) {
     // StableDiffusionXLInpaintPipeline: the img2img schedule slice, then SD's inpaint latents (same draws and rules).
     timesteps = img2imgTimesteps(scheduler, p.steps, p.strength).timesteps;
-    inpaint = await prepareInpaintLatents(model, p.init, p.mask, { scheduler, timesteps, generators, latentShape, strength: p.strength, inpaintUnet });
+    inpaint = await prepareInpaintLatents(model, p.init, p.mask, {
+      scheduler, timesteps, generators, latentShape, strength: p.strength, inpaintUnet, variation: p.variation ?? null,
+    });
     latents = inpaint.latents;
   } else if (p.init) {
     timesteps = img2imgTimesteps(scheduler, p.steps, p.strength).timesteps;
     const encoded = [];
     for (const g of generators) encoded.push(await vaeEncodeSample(model.vaeEncoder!, p.init, g, info.scalingFactor, info.shiftFactor));
     const x0 = catBatch(encoded);
-    const noise = randnPerImage(generators, latentShape);
+    const noise = startNoise(generators, latentShape, p.variation ?? null);
     latents = { data: scheduler.addNoise(x0.data, noise.data, timesteps[0]!), dims: x0.dims };
   } else {
     timesteps = [...scheduler.timesteps];

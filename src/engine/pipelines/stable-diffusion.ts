@@ -11,7 +11,7 @@ import type { Scheduler } from '../sampling/scheduler.js';
 import { TorchGenerator } from '../sampling/torch-rng.js';
 import { catBatch, catChannels, repeatBatch, sliceBatch, sliceFeeds, type Tensor } from '../tensor.js';
 import {
-  denoise, encodePromptBatch, noiseSampler, randnPerImage, runDenoiser, startNoise, timestepFeed, vaeDecode, vaeEncodeSample,
+  denoise, encodePromptBatch, noiseSampler, runDenoiser, startNoise, timestepFeed, vaeDecode, vaeEncodeSample,
 } from './steps.js';
 import type { PipelineParams, PipelineOutput } from './types.js';
 import { BadRequestError } from '../../queue/job.js';
@@ -53,11 +53,11 @@ export async function runStableDiffusion(model: LoadedModel, p: PipelineParams):
     const encoded = [];
     for (const g of generators) encoded.push(await vaeEncodeSample(model.vaeEncoder!, p.init, g, info.scalingFactor, info.shiftFactor));
     imageLatents = catBatch(encoded);
-    initialNoise = randnPerImage(generators, latentShape);
+    initialNoise = startNoise(generators, latentShape, p.variation ?? null);
     latents = { data: scheduler.addNoise(imageLatents.data, initialNoise.data, timesteps[0]!), dims: imageLatents.dims };
   } else {
     ({ latents, imageLatents, initialNoise, maskLatent, maskedImageLatents } = await prepareInpaintLatents(model, p.init, p.mask, {
-      scheduler, timesteps, generators, latentShape, strength: p.strength, inpaintUnet,
+      scheduler, timesteps, generators, latentShape, strength: p.strength, inpaintUnet, variation: p.variation ?? null,
     }));
   }
 
@@ -199,7 +199,10 @@ export interface InpaintLatents {
  */
 export async function prepareInpaintLatents(
   model: LoadedModel, init: Tensor, mask: Tensor,
-  o: { scheduler: Scheduler; timesteps: readonly number[]; generators: readonly TorchGenerator[]; latentShape: readonly number[]; strength: number; inpaintUnet: boolean },
+  o: {
+    scheduler: Scheduler; timesteps: readonly number[]; generators: readonly TorchGenerator[]; latentShape: readonly number[]; strength: number;
+    inpaintUnet: boolean; variation?: PipelineParams['variation'];
+  },
 ): Promise<InpaintLatents> {
   const { info } = model;
   const n = o.generators.length;
@@ -208,7 +211,7 @@ export async function prepareInpaintLatents(
   const imageLatents = !o.inpaintUnet || !strengthMax
     ? repeatBatch(await vaeEncodeSample(model.vaeEncoder!, init, g0, info.scalingFactor, info.shiftFactor), n)
     : null;
-  const initialNoise = randnPerImage(o.generators, o.latentShape);
+  const initialNoise = startNoise(o.generators, o.latentShape, o.variation ?? null);
   const latents = strengthMax
     ? scaleLatents(initialNoise, o.scheduler.initNoiseSigma)
     : { data: o.scheduler.addNoise(imageLatents!.data, initialNoise.data, o.timesteps[0]!), dims: initialNoise.dims };

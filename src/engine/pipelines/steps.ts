@@ -114,7 +114,10 @@ export function slerpNoise(low: Float32Array, high: Float32Array, dims: readonly
   return out;
 }
 
-/** The start noise of a txt2img run: one draw per image, blended toward the variation seed's when asked. */
+/**
+ * A run's start noise (txt2img latents, the noise img2img and inpaint add to the image): one draw per image, blended
+ * toward the variation seed's when asked, as AUTOMATIC1111 blends the noise of every job kind.
+ */
 export function startNoise(generators: readonly TorchGenerator[], perImage: readonly number[], variation: { seeds: bigint[]; strength: number } | null): Tensor {
   const noise = randnPerImage(generators, perImage);
   if (!variation || variation.strength <= 0) return noise;

@@ -17,7 +17,7 @@ export interface PipelineParams {
   negativePrompt: string | null;
   /** One per image: seed + i. */
   seeds: bigint[];
-  /** A1111 variation seeds (seed + i per image) and strength, for txt2img start noise. */
+  /** A1111 variation seeds (seed + i per image) and strength, for the start noise (see steps.ts's startNoise). */
   variation?: { seeds: bigint[]; strength: number } | null;
   steps: number;
   guidance: number;
