@@ -133,6 +133,9 @@ export interface GenerateOptions {
   zoomOut?: number;
   pan?: OutpaintPan;
   outpaintOverlap?: number;
+  /** AUTOMATIC1111 variation seed and strength (0–1). */
+  variationSeed?: string;
+  variationStrength?: number;
   /** SDXL refiner folder for the expert hand-off, and the fraction of the schedule where it takes over. */
   refiner?: string;
   refinerSwitch?: number;
@@ -204,7 +207,9 @@ export function requestFromOptions(o: GenerateOptions): GenerationRequest {
     t5: o.t5 ?? true,
     ...(o.maxSequenceLength !== undefined ? { maxSequenceLength: o.maxSequenceLength } : {}),
     ...refinerFromOptions(o),
+    ...(o.variationSeed !== undefined ? { variationSeed: o.variationSeed, variationStrength: o.variationStrength ?? 0.5 } : {}),
   };
+  if (o.variationStrength !== undefined && o.variationSeed === undefined) throw new InvalidArgumentError('--variation-strength goes with --variation-seed');
   const parsed = generationRequestSchema.safeParse(input);
   if (!parsed.success) throw new InvalidArgumentError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
   return parsed.data;
@@ -351,6 +356,8 @@ export function registerGenerate(program: Command): void {
     .option('--slg-start <x>', 'skip-layer guidance from this fraction of the steps (default 0.01)', float)
     .option('--slg-end <x>', 'skip-layer guidance until this fraction of the steps (default 0.2)', float)
     .option('--no-t5', 'SD3: run without the T5 encoder (zeros in its place; less memory)')
+    .option('--variation-seed <n>', 'AUTOMATIC1111 variation seed: blend each image\'s noise toward this seed\'s (seed + i per image)')
+    .option('--variation-strength <x>', 'how far toward the variation seed, 0-1 (default 0.5)', float)
     .option('--refiner <dir>', 'SDXL: hand the last part of the schedule to this refiner folder (expert hand-off)')
     .option('--refiner-switch <x>', 'fraction of the schedule where the refiner takes over (default 0.8)', float)
     .requiredOption('--out <dir>', 'output folder')

@@ -1,6 +1,7 @@
 /** A1111 variation seeds: strength 0 is the seed's image, strength 1 the variation seed's, in between a slerp. */
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { requestFromOptions } from '../../src/cli/generate.js';
 import { createEngine } from '../../src/engine/create-engine.js';
 import { slerpNoise } from '../../src/engine/pipelines/steps.js';
 import type { PipelineOutput } from '../../src/engine/pipelines/types.js';
@@ -46,6 +47,14 @@ describe('variation seed', async () => {
     const r = await engine.runJob(parseRequest({ ...base, count: 1, seed: '42', variationSeed: '7', variationStrength: 0.25 }));
     expect(readPngParameters(r.images[0]!.png)).toMatch(/Variation seed: 7, Variation seed strength: 0.25/);
     expect((await rawRgb(r.images[0]!.png)).width).toBe(64);
+  });
+
+  it('sdbot generate --variation-seed / --variation-strength set the job fields (strength 0.5 when not given)', () => {
+    const o = { model: '/m/tiny-sd15', prompt: 'a cat', out: 'o', seed: '42' };
+    expect(requestFromOptions({ ...o, variationSeed: '7', variationStrength: 0.25 })).toMatchObject({ variationSeed: '7', variationStrength: 0.25 });
+    expect(requestFromOptions({ ...o, variationSeed: '7' })).toMatchObject({ variationSeed: '7', variationStrength: 0.5 });
+    expect(requestFromOptions(o)).toMatchObject({ variationSeed: null, variationStrength: 0 });
+    expect(() => requestFromOptions({ ...o, variationStrength: 0.3 })).toThrow(/--variation-strength goes with --variation-seed/);
   });
 
   it("keeps A1111's linear fallback for parallel noise", () => {
