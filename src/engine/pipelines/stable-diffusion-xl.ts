@@ -1,8 +1,8 @@
 /**
  * SDXL base and refiner: txt2img, img2img and inpaint as diffusers' StableDiffusionXLPipeline /
  * StableDiffusionXLImg2ImgPipeline / StableDiffusionXLInpaintPipeline (0.30.3), and the "ensemble of experts" hand-off
- * (base with denoising_end, refiner with denoising_start on the base's latents, the same generators; with a mask, both
- * as the inpaint pipeline). ControlNets in all three as StableDiffusionXLControlNetPipeline /
+ * (base with denoising_end, refiner with denoising_start on the base's latents, the same generators; from an init
+ * image both as the img2img pipeline, with a mask both as the inpaint pipeline). ControlNets in all three as StableDiffusionXLControlNetPipeline /
  * StableDiffusionXLControlNetImg2ImgPipeline / StableDiffusionXLControlNetInpaintPipeline: the same latents, schedule
  * and draws as without control, the residuals added at each step (controlResiduals); with a refiner hand-off (txt2img
  * and inpaint) the control acts on the base only.
