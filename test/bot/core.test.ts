@@ -100,6 +100,14 @@ describe('validator', () => {
     await fails('a fox --noise-level 10', /applies to `--mode upscale` and `--mode variation` only/);
     await fails('a fox --noise-level 1000', /--noise-level` must be a whole number from 0 to 999/);
   });
+  it('takes A1111 variation seeds as --vseed / --vstrength (strength 0.5 when left out)', async () => {
+    expect((await draft('a fox --seed 42 --vseed 7 --vstrength 0.3')).request).toMatchObject({ seed: '42', variationSeed: '7', variationStrength: 0.3 });
+    expect((await draft('a fox --variation-seed 18446744073709551615')).request).toMatchObject({ variationSeed: '18446744073709551615', variationStrength: 0.5 });
+    expect((await draft('a fox')).request).toMatchObject({ variationSeed: null, variationStrength: 0 });
+    await fails('a fox --vstrength 0.3', /`--vstrength` goes with `--vseed`/);
+    await fails('a fox --vseed 7 --vstrength 2', /`--vstrength` must be a number from 0 to 1/);
+  });
+
   it('turns a control image into a ControlNet job on the ControlNet model', async () => {
     const img = { url: 'https://cdn.discordapp.com/a.png' };
     const c = { catalog: await (async () => {

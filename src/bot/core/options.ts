@@ -60,6 +60,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   { name: 'width', type: 'integer', help: 'Width in pixels (multiple of 8)', flags: ['--width', '--w'], min: MIN_SIDE, max: MAX_SIDE, example: '768' },
   { name: 'height', type: 'integer', help: 'Height in pixels (multiple of 8)', flags: ['--height', '--h'], min: MIN_SIDE, max: MAX_SIDE, example: '512' },
   { name: 'size', type: 'size', help: 'Width and height as WxH', flags: ['--size'], slash: false, example: '768x512' },
+  { name: 'vseed', type: 'seed', help: "Variation seed (AUTOMATIC1111's): blend each image's noise toward this seed's (seed+i per image)", flags: ['--vseed', '--variation-seed'], slash: false, example: '1234' },
+  { name: 'vstrength', type: 'number', help: 'How far toward the variation seed (0-1)', flags: ['--vstrength', '--variation-strength'], min: 0, max: 1, slash: false, defaultText: '0.5', example: '0.3' },
   { name: 'count', type: 'integer', help: 'Number of images (1-4)', flags: ['--count', '--n'], min: 1, max: 4, defaultText: '4', example: '2' },
   { name: 'strength', type: 'number', help: 'How much img2img may change the image (0-1)', flags: ['--strength'], min: 0, max: 1, defaultText: '0.75', example: '0.6' },
   { name: 'mode', type: 'choice', help: 'What to do with the image', flags: ['--mode'], choices: MODES, defaultText: 'img2img, or inpaint with a mask' },

@@ -63,6 +63,7 @@ type Parsed = {
   seed?: string; ar?: number; width?: number; height?: number; size?: Size; count?: number; strength?: number;
   mode?: Mode; orig?: Size; crop?: { top: number; left: number }; refiner?: string;
   control?: 'canny' | 'depth' | 'none'; control_scale?: number; control_mode?: 'balanced' | 'guess'; noise_level?: number;
+  vseed?: string; vstrength?: number;
 };
 
 export function randomSeed(): string {
@@ -95,6 +96,7 @@ export function buildDraft(input: ImagineInput, ctx: ValidationContext): Draft {
 
   const size = snapToBucket(resolveSize(v, ctx.catalog.info(model)), ctx.catalog.info(model), notes);
   const refiner = v.refiner === undefined ? null : { model: resolveRefiner(v.refiner, ctx) };
+  if (v.vstrength !== undefined && v.vseed === undefined) throw new UserError('`--vstrength` goes with `--vseed` (the variation seed to blend toward).');
 
   const request = generationRequestSchema.safeParse({
     kind,
@@ -116,6 +118,7 @@ export function buildDraft(input: ImagineInput, ctx: ValidationContext): Draft {
     ...(v.control_scale !== undefined ? { controlScale: v.control_scale } : {}),
     ...(v.control_mode === 'guess' ? { controlGuessMode: true } : {}),
     ...(v.noise_level !== undefined ? { noiseLevel: v.noise_level } : {}),
+    ...(v.vseed !== undefined ? { variationSeed: v.vseed, variationStrength: v.vstrength ?? 0.5 } : {}),
     refiner,
     previews: true,
     origin: input.origin,
