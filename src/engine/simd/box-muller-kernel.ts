@@ -13,7 +13,7 @@
 import {
   COS_SIN_POLY, FOPI, LOG_POLY, LOG_Q1, LOG_Q2, MINUS_DP1, MINUS_DP2, MINUS_DP3, SQRTHF_FRACTION,
 } from '../sampling/avx-mathfun.js';
-import { I32, V128, loopWhileBelow, op, simd, splat, type ValType, type WasmFunction } from './wasm-encoding.js';
+import { I32, JOIN_LOW_HALVES, V128, loopWhileBelow, op, simd, splat, type ValType, type WasmFunction } from './wasm-encoding.js';
 
 // ─── constants ──────────────────────────────────────────────────────────────────────────────────────────────────
 
@@ -51,8 +51,6 @@ const CONSTANTS = {
 
 /** Lanes 2, 3 of a vector moved to lanes 0, 1 (for the f64x2 conversions, which read the low half). */
 const HIGH_TO_LOW = simd.shuffle([8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15]);
-/** The low lanes of two demoted f64x2 vectors as one f32x4. */
-const JOIN_LOW_HALVES = simd.shuffle([0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23]);
 /** `Math.fround` of both f64 lanes, staying f64. */
 const ROUND = [...simd.f32x4DemoteF64x2Zero, ...simd.f64x2PromoteLowF32x4];
 

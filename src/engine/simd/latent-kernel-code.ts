@@ -3,7 +3,7 @@
  * the samplers' linear combinations, the x0 and Heun updates and the Brownian bridge, as instruction lists. Every
  * kernel walks whole 4-float groups of byte-addressed operands from 0 to `end`.
  */
-import { F32, F64, I32, V128, loopWhileBelow, op, simd, type ValType, type WasmFunction } from './wasm-encoding.js';
+import { F32, F64, I32, JOIN_LOW_HALVES, V128, loopWhileBelow, op, simd, type ValType, type WasmFunction } from './wasm-encoding.js';
 
 /** Linear combinations with more terms than this use the JS loop. */
 export const MAX_TERMS = 5;
@@ -20,8 +20,6 @@ function loadF64x2(base: number, i: number, half: 0 | 8): number[] {
   return [...op.get(base), ...op.get(i), ...op.i32Add, ...simd.load64Zero(half), ...simd.f64x2PromoteLowF32x4];
 }
 
-/** The low lanes of two demoted f64x2 vectors as one f32x4. */
-const JOIN_LOW_HALVES = simd.shuffle([0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23]);
 
 /** Stores the float64 expression `half(h)` computed for both halves of the 4-float group at out + i. */
 function storeHalves(out: number, i: number, half: (h: 0 | 8) => number[]): number[] {

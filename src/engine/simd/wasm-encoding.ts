@@ -143,6 +143,9 @@ export function loopWhileBelow(p: number, end: number, stride: number, body: rea
   ];
 }
 
+/** The low lanes of two demoted f64x2 vectors (two float32 each) as one f32x4. */
+export const JOIN_LOW_HALVES = simd.shuffle([0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23]);
+
 export interface WasmFunction {
   name: string;
   params: readonly ValType[];
