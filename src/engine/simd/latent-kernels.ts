@@ -134,6 +134,12 @@ export interface HeunTerms {
   dt: number;
 }
 
+/** Heun's x0 = a*s + b*m in float64, clamped to [-clip, clip] when clip is set (the kernels' pmax/pmin). */
+function heunX0(a: number, b: number, clip: number | null, s: number, m: number): number {
+  const x0 = a * s + b * m;
+  return clip === null ? x0 : Math.min(Math.max(x0, -clip), clip);
+}
+
 /** First stage: derivative = (s - x0) / sigma (stored as float32), out = s + derivative * dt. */
 export function heunFirstInto(u: HeunTerms, sample: Float32Array, modelOutput: Float32Array, derivative: Float32Array, out: Float32Array): void {
   const n = sample.length;
@@ -143,9 +149,7 @@ export function heunFirstInto(u: HeunTerms, sample: Float32Array, modelOutput: F
   if (!simdAvailable || (clip !== null && !(clip > 0))) {
     for (let k = 0; k < n; k++) {
       const s = sample[k]!;
-      let x0 = a * s + b * modelOutput[k]!;
-      if (clip !== null) x0 = Math.min(Math.max(x0, -clip), clip);
-      const d = (s - x0) / sigma;
+      const d = (s - heunX0(a, b, clip, s, modelOutput[k]!)) / sigma;
       derivative[k] = d;
       out[k] = s + d * dt;
     }
@@ -168,9 +172,7 @@ export function heunSecondInto(
   if (!simdAvailable || (clip !== null && !(clip > 0))) {
     for (let k = 0; k < n; k++) {
       const s = sample[k]!;
-      let x0 = a * s + b * modelOutput[k]!;
-      if (clip !== null) x0 = Math.min(Math.max(x0, -clip), clip);
-      const derivative = (first[k]! + (s - x0) / sigma) / 2;
+      const derivative = (first[k]! + (s - heunX0(a, b, clip, s, modelOutput[k]!)) / sigma) / 2;
       out[k] = start[k]! + derivative * dt;
     }
     return;
