@@ -31,8 +31,11 @@ describe('noiseStream', () => {
     const ref = gens.map((g) => TorchGenerator.fromState(g.getState()));
     const shape = [4, 6, 6];
     const stream = noiseStream(gens, shape, 16);
+    const before = gens.map((g) => g.getState());
     await stream.prepare(5);
     for (let k = 0; k < 5; k++) expect(Float32Array.from(stream())).toEqual(inlineDraw(ref, shape));
+    // every draw came from the worker: an inline first draw would have advanced this thread's generators
+    expect(gens.map((g) => g.getState())).toEqual(before);
     stream.close();
   });
 

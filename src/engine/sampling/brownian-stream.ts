@@ -51,7 +51,6 @@ export class BrownianNoise {
   private inline: BrownianTreeNoiseSampler | null = null;
   private running: Running[] = [];
   private ring: SharedArrayBuffer | null = null;
-  private slots = MIN_SLOTS;
   private next = 0;
   /** queries answered from the workers (for tests and benchmarks) */
   prefetched = 0;
@@ -90,7 +89,6 @@ export class BrownianNoise {
         this.running.push({ worker, ctrl: new Int32Array(job.control), finished });
       }
       this.ring = ring;
-      this.slots = slots;
     } catch {
       this.close(); // no worker: the in-thread tree answers
     }
@@ -119,7 +117,8 @@ export class BrownianNoise {
     // release query k - 1: the sampler is done with it once it asks for the next one
     for (const { ctrl } of this.running) releaseBefore(ctrl, k);
     for (const { ctrl } of this.running) if (awaitItem(ctrl, k, deadline) !== 'ready') return null;
-    return new Float32Array(this.ring!, (k % this.slots) * this.numel * 4, this.numel);
+    const slots = this.ring!.byteLength / (4 * this.numel);
+    return new Float32Array(this.ring!, (k % slots) * this.numel * 4, this.numel);
   }
 
   /** Stops the workers; later queries run in this thread. */
