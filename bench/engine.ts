@@ -6,6 +6,9 @@
  *     holds the thread for UNET_MS, as a GPU session run does (onnxruntime-node's run occupies the calling thread,
  *     and CUDA's default synchronisation spins); the overhead is the loop's wall time minus those runs.
  *  2. Whole-job time on each tiny fixture model through the engine (load excluded).
+ *  3. The two costs the loop's design avoids, measured right after a model-length busy wait (when the latents are
+ *     cold): a two-term update with its operands in the loop's wasm arena vs copied in and out of ordinary arrays,
+ *     and Atomics.notify waking a sleeping worker (what a noise ring that held fewer draws than the run would pay).
  * Target for 1: ≤ 0.3 ms per step on the 2-core reference machine.
  *
  * BENCH_SAMPLERS=ddim,euler limits part 1 to those samplers; SDBOT_NO_SIMD=1 runs the latent loops and randn as
@@ -17,7 +20,8 @@ import { denoise, noiseSampler, randnPerImage } from '../src/engine/pipelines/st
 import { createScheduler, SAMPLER_TABLE } from '../src/engine/sampling/index.js';
 import { TorchGenerator } from '../src/engine/sampling/torch-rng.js';
 import { parseRequest, type SamplerName } from '../src/queue/job.js';
-import { simdAvailable } from '../src/engine/simd/latent-kernels.js';
+import { latentBuffer, linearCombinationInto, simdAvailable, withLatentArena } from '../src/engine/simd/latent-kernels.js';
+import { Worker } from 'node:worker_threads';
 
 const SD15_SCHEDULER = {
   _class_name: 'PNDMScheduler', beta_end: 0.012, beta_schedule: 'scaled_linear', beta_start: 0.00085, clip_sample: false,
@@ -56,6 +60,57 @@ async function stepOverhead(sampler: SamplerName, folderConfig: Record<string, u
   await run(); // warm-up: JIT and first-touch allocations
   const samples = [await run(), await run(), await run()];
   return Math.min(...samples);
+}
+
+/** Holds the thread for `ms`, as a GPU session run does. */
+function busyWait(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until) Atomics.load(blocker, 0);
+}
+
+/** Median µs of `op` over `runs`, each right after a model-length busy wait. */
+function afterModelRun(op: () => void, runs = 40): number {
+  const times: number[] = [];
+  for (let k = 0; k < runs; k++) {
+    busyWait(UNET_MS);
+    const t = performance.now();
+    op();
+    times.push((performance.now() - t) * 1000);
+  }
+  return times.sort((a, b) => a - b)[runs >> 1]!;
+}
+
+/** A two-term update of SD1.5 latents (2×4×64×64) with operands in the arena vs ordinary arrays. */
+async function updateCosts(): Promise<{ inArena: number; copied: number }> {
+  const n = 2 * SHAPE.reduce((a, b) => a * b, 1);
+  const fill = (a: Float32Array, k: number): Float32Array => a.map((_, i) => Math.sin(i * k));
+  const [x, m, out] = [fill(new Float32Array(n), 1), fill(new Float32Array(n), 2), new Float32Array(n)];
+  const copied = afterModelRun(() => linearCombinationInto([0.9, -0.3], [x, m], 2, out));
+  const inArena = await withLatentArena(n, 3, async () => {
+    const [ax, am, aout] = [latentBuffer(n), latentBuffer(n), latentBuffer(n)];
+    ax.set(x);
+    am.set(m);
+    return afterModelRun(() => linearCombinationInto([0.9, -0.3], [ax, am], 2, aout));
+  });
+  return { inArena, copied };
+}
+
+/** µs that Atomics.notify takes to wake a worker sleeping in Atomics.wait. */
+async function wakeCost(): Promise<number> {
+  const ctrl = new Int32Array(new SharedArrayBuffer(8));
+  const w = new Worker(
+    'const { workerData: c } = require("node:worker_threads"); while (!Atomics.load(c, 1)) Atomics.wait(c, 0, Atomics.load(c, 0), 1000);',
+    { eval: true, workerData: ctrl },
+  );
+  await new Promise((r) => setTimeout(r, 100));
+  const cost = afterModelRun(() => {
+    Atomics.add(ctrl, 0, 1);
+    Atomics.notify(ctrl, 0);
+  });
+  Atomics.store(ctrl, 1, 1);
+  Atomics.notify(ctrl, 0);
+  await w.terminate();
+  return cost;
 }
 
 async function main(): Promise<void> {
@@ -97,6 +152,13 @@ async function main(): Promise<void> {
     console.log(`  ${id.padEnd(18)} total ${best.totalMs.toFixed(1)} ms (text ${best.textMs.toFixed(1)}, denoise ${best.denoiseMs.toFixed(1)} of which UNet ${best.unetMs.toFixed(1)}, decode ${best.decodeMs.toFixed(1)})`);
   }
   await engine.close();
+
+  const costs = await updateCosts();
+  console.log(`\nRight after a ${UNET_MS} ms model run (median of 40):`);
+  if (simdAvailable) {
+    console.log(`  two-term update of SD1.5 latents: operands in the loop's arena ${costs.inArena.toFixed(0)} µs, copied in and out of ordinary arrays ${costs.copied.toFixed(0)} µs`);
+  }
+  console.log(`  Atomics.notify waking a sleeping worker: ${(await wakeCost()).toFixed(1)} µs`);
 }
 
 await main();

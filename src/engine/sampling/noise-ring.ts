@@ -2,7 +2,7 @@
  * The shared ring between a noise consumer (the denoising loop) and a producer worker: item k lives in slot
  * k % slots, the consumer releases items in order, and the producer fills freed slots ahead of it.
  *
- * Waking a sleeping thread (Atomics.notify on a waiter) costs the notifying thread ~25 µs on a virtual machine — a
+ * Waking a sleeping thread (Atomics.notify on a waiter) costs the notifying thread 20–30 µs on a virtual machine — a
  * tenth of the loop's whole per-step budget — so the consumer only wakes the producer when it sleeps and has asked
  * to be woken by now, and a producer with a full ring asks only when the consumer is WAKE_LEAD items from needing
  * the next one (a ring of s slots then wakes once per s - WAKE_LEAD items). Rings that hold every item of a run

@@ -3,10 +3,10 @@
  *
  * A kernel reads and writes wasm memory only, so an operand held in an ordinary Float32Array is copied in and a
  * result copied out. Between two model runs the latents are cold in the caches (the run, or the GPU wait, has
- * evicted them), and there the copies cost far more than the arithmetic: a two-term update of SD1.5 latents takes
- * ~30 µs on operands already in wasm memory and ~100 µs with the copies. So a denoising loop runs inside a latent
- * arena (`withLatentArena`): a wasm memory of its own with its own kernel instance, from which the loop and the
- * samplers take their latent-sized buffers (`latentBuffer`). A kernel whose operands live there works on them in
+ * evicted them), and there the copies are most of a pass's cost: a two-term update of SD1.5 latents right after a
+ * model run takes 65–80 µs on operands already in wasm memory and 105–125 µs with the copies (bench:engine). So a
+ * denoising loop runs inside a latent arena (`withLatentArena`): a wasm memory of its own with its own kernel
+ * instance, from which the loop and the samplers take their latent-sized buffers (`latentBuffer`). A kernel whose operands live there works on them in
  * place; only what comes from elsewhere (the model's output, noise from the worker ring) is copied, into the
  * arena's scratch slots.
  *
